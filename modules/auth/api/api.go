@@ -1,0 +1,63 @@
+// Package authapi is the auth module's public contract: the only package of auth that other modules may
+// import. It holds the Auth interface, its types, sentinel errors and the events auth publishes.
+package authapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/seamkit/seam/platform/errs"
+)
+
+// Auth is what other modules may ask of the auth module. Every method is remotable: ctx first, error last,
+// plain serialisable types.
+type Auth interface {
+	// VerifyToken checks a bearer token and returns who it identifies; any failure is ErrInvalidToken.
+	VerifyToken(ctx context.Context, token string) (Identity, error)
+	// GetUser returns a user by id, or ErrUserNotFound.
+	GetUser(ctx context.Context, userID string) (User, error)
+}
+
+// Identity is who a verified token speaks for.
+type Identity struct {
+	UserID    string    `json:"user_id"`
+	Email     string    `json:"email"`
+	Role      string    `json:"role"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// User is an account as other modules see it (never its password hash).
+type User struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Role      string    `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// The errors auth returns to callers; match them with errors.Is.
+var (
+	// ErrInvalidToken means the token is missing, malformed, expired, or not signed by auth.
+	ErrInvalidToken = errs.New(errs.Unauthenticated, "auth.invalid_token", "the token is invalid or expired")
+	// ErrUserNotFound means no user has that id.
+	ErrUserNotFound = errs.New(errs.NotFound, "auth.user_not_found", "user not found")
+	// ErrEmailTaken means an account with that email already exists.
+	ErrEmailTaken = errs.New(errs.Conflict, "auth.email_taken", "an account with this email already exists")
+	// ErrInvalidCredentials is the one answer to every failed login, whatever the reason.
+	ErrInvalidCredentials = errs.New(errs.Unauthenticated, "auth.invalid_credentials", "invalid email or password")
+	// ErrTooManyAttempts means the account is temporarily locked after repeated failed logins.
+	ErrTooManyAttempts = errs.New(errs.TooManyRequests, "auth.too_many_attempts", "too many failed logins; try again later")
+)
+
+// SubjectUserRegistered is the subject of UserRegistered events.
+const SubjectUserRegistered = "auth.events.user_registered"
+
+// EventUserRegistered is the event type of UserRegistered.
+const EventUserRegistered = "user_registered"
+
+// UserRegistered is published once for every new account.
+type UserRegistered struct {
+	UserID       string    `json:"user_id"`
+	Email        string    `json:"email"`
+	Role         string    `json:"role"`
+	RegisteredAt time.Time `json:"registered_at"`
+}

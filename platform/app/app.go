@@ -1,0 +1,130 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+
+	"github.com/seamkit/seam/platform/bus"
+	"github.com/seamkit/seam/platform/config"
+	"github.com/seamkit/seam/platform/db"
+	"github.com/seamkit/seam/platform/httpx"
+	"github.com/seamkit/seam/platform/observe"
+)
+
+// Module names a module and the fx options that run it in this process.
+type Module struct {
+	Name    string
+	Options fx.Option
+}
+
+// StartTimeout bounds start-up, which on a first run includes creating the local database cluster.
+const StartTimeout = 2 * time.Minute
+
+// New builds the fx application for cfg running modules, logging to logOut.
+func New(cfg *Config, logOut io.Writer, modules ...Module) (*fx.App, *slog.Logger, error) {
+	logger, err := observe.NewLogger(cfg.Log, logOut)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
+	names := make([]string, len(modules))
+	opts := make([]fx.Option, 0, len(modules)+4)
+	for i, m := range modules {
+		names[i] = m.Name
+		opts = append(opts, m.Options)
+	}
+	if err := cfg.checkModules(names); err != nil {
+		return nil, nil, err
+	}
+	logger.Info("configuration", slog.Any("config", config.Redacted(cfg)))
+	kernel := fx.Options(
+		fx.WithLogger(func() fxevent.Logger {
+			l := &fxevent.SlogLogger{Logger: logger}
+			l.UseLogLevel(slog.LevelDebug)
+			return l
+		}),
+		fx.StartTimeout(StartTimeout),
+		fx.StopTimeout(cfg.StopTimeout),
+		fx.Supply(cfg, logger, cfg.HTTP),
+		fx.Provide(
+			func(lc fx.Lifecycle) *db.Database {
+				d := db.New(cfg.Database, cfg.DataDir, logger)
+				lc.Append(fx.Hook{OnStart: d.Start, OnStop: d.Stop})
+				return d
+			},
+			func(lc fx.Lifecycle) *bus.Bus {
+				b := bus.New(cfg.Bus, logger)
+				lc.Append(fx.Hook{
+					OnStart: func(ctx context.Context) error {
+						if err := b.Start(ctx); err != nil {
+							return err
+						}
+						for _, name := range names {
+							if _, err := b.EnsureStream(ctx, name); err != nil {
+								return fmt.Errorf("bus: stream for %s: %w", name, err)
+							}
+						}
+						return nil
+					},
+					OnStop: b.Close,
+				})
+				return b
+			},
+			httpx.AsReadinessCheck(func(d *db.Database) httpx.ReadinessCheck {
+				return httpx.ReadinessCheck{Name: "database", Check: d.Ping}
+			}),
+			httpx.AsReadinessCheck(func(b *bus.Bus) httpx.ReadinessCheck {
+				return httpx.ReadinessCheck{Name: "bus", Check: b.Ready}
+			}),
+		),
+		// Force the kernel to start first (and stop last) whatever the modules ask for.
+		fx.Invoke(func(*db.Database, *bus.Bus) {}),
+	)
+	all := append([]fx.Option{kernel}, opts...)
+	all = append(all, httpx.Module)
+	a := fx.New(all...)
+	if err := a.Err(); err != nil {
+		return nil, logger, fmt.Errorf("assemble application: %w", err)
+	}
+	return a, logger, nil
+}
+
+// Run starts the application, waits for SIGINT or SIGTERM (or ctx's end), then shuts down gracefully:
+// HTTP drains first, then consumers and relays, then the bus and the database.
+func Run(ctx context.Context, cfg *Config, logOut io.Writer, modules ...Module) error {
+	a, logger, err := New(cfg, logOut, modules...)
+	if err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, StartTimeout)
+	defer cancel()
+	if err := a.Start(startCtx); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	logger.Info("seam started")
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	select {
+	case s := <-sig:
+		logger.Info("shutting down", slog.String("signal", s.String()))
+	case <-ctx.Done():
+		logger.Info("shutting down", slog.String("reason", context.Cause(ctx).Error()))
+	}
+	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), cfg.StopTimeout)
+	defer cancelStop()
+	if err := a.Stop(stopCtx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("stop: %w", err)
+	}
+	logger.Info("seam stopped")
+	return nil
+}

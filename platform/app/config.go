@@ -1,0 +1,112 @@
+// Package app assembles a Seam process: it loads the configuration, provides the kernel (logging, database,
+// bus, HTTP) to the modules it is given, runs them with go.uber.org/fx and shuts down gracefully on SIGINT or
+// SIGTERM.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/seamkit/seam/platform/bus"
+	"github.com/seamkit/seam/platform/config"
+	"github.com/seamkit/seam/platform/db"
+	"github.com/seamkit/seam/platform/httpx"
+	"github.com/seamkit/seam/platform/observe"
+)
+
+// Config is the whole configuration of a Seam process. Each module owns its section under modules.<name>.
+type Config struct {
+	// DataDir holds the local PostgreSQL cluster, the embedded NATS store and generated secrets.
+	DataDir string `yaml:"data_dir"`
+	// StopTimeout bounds the whole graceful shutdown; it must exceed the HTTP shutdown and bus drain timeouts.
+	StopTimeout time.Duration        `yaml:"stop_timeout"`
+	Log         observe.LogConfig    `yaml:"log"`
+	HTTP        httpx.Config         `yaml:"http"`
+	Database    db.Config            `yaml:"database"`
+	Bus         bus.Config           `yaml:"bus"`
+	Modules     map[string]yaml.Node `yaml:"modules"`
+
+	environ []string
+}
+
+// SetDefaults fills unset fields.
+func (c *Config) SetDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = ".seam"
+	}
+	if c.StopTimeout == 0 {
+		c.StopTimeout = 45 * time.Second
+	}
+}
+
+// Validate checks the sections and their relations; errors name the key.
+func (c Config) Validate() error {
+	if strings.TrimSpace(c.DataDir) == "" {
+		return errors.New("data_dir: must not be empty")
+	}
+	for _, v := range []config.Validator{c.Log, c.HTTP, c.Database, c.Bus} {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	if c.StopTimeout <= c.HTTP.ShutdownTimeout+c.Bus.DrainTimeout {
+		return fmt.Errorf("stop_timeout: must exceed http.shutdown_timeout + bus.drain_timeout (%s), got %s",
+			c.HTTP.ShutdownTimeout+c.Bus.DrainTimeout, c.StopTimeout)
+	}
+	return nil
+}
+
+// LoadConfig reads the YAML file at path (none when path is empty) and applies SEAM_* variables from environ.
+func LoadConfig(path string, environ []string) (*Config, error) {
+	var node *yaml.Node
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: read %s: %w", path, err)
+		}
+		if node, err = config.ParseYAML(data); err != nil {
+			return nil, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	var c Config
+	if err := config.Decode(node, &c, config.EnvPrefix, "", environ); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c.environ = environ
+	if c.Bus.StoreDir == "" {
+		c.Bus.StoreDir = c.DataDir + "/nats"
+	}
+	return &c, nil
+}
+
+// ModuleSection decodes module name's section (modules.<name> in YAML, SEAM_<NAME>_* in the environment)
+// into out, which holds the module's defaults.
+func (c *Config) ModuleSection(name string, out any) error {
+	node := c.Modules[name]
+	return config.Decode(&node, out, config.EnvName(config.EnvPrefix, name), "modules."+name, c.environ)
+}
+
+// checkModules refuses a modules.<name> section for a module this process does not know.
+func (c *Config) checkModules(known []string) error {
+	isKnown := map[string]bool{}
+	for _, k := range known {
+		isKnown[k] = true
+	}
+	var unknown []string
+	for name := range c.Modules {
+		if !isKnown[name] {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("config: modules.%s: no such module (known: %s)", unknown[0], strings.Join(known, ", "))
+	}
+	return nil
+}

@@ -1,0 +1,71 @@
+package app
+
+import (
+	"context"
+	"io/fs"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/fx"
+
+	"github.com/seamkit/seam/platform/bus"
+	"github.com/seamkit/seam/platform/db"
+	"github.com/seamkit/seam/platform/inbox"
+	"github.com/seamkit/seam/platform/observe"
+	"github.com/seamkit/seam/platform/outbox"
+)
+
+// Section provides module name's typed configuration section to that module only.
+func Section[T any](name string) fx.Option {
+	return fx.Provide(fx.Private, func(c *Config) (T, error) {
+		var section T
+		err := c.ModuleSection(name, &section)
+		return section, err
+	})
+}
+
+// Storage gives the module its own logger (module=<name>) and a private connection pool, and applies its
+// migrations into its schema at start, before any of the module's own start hooks.
+func Storage(name string, migrations fs.FS) fx.Option {
+	return fx.Options(
+		fx.Decorate(func(l *slog.Logger) *slog.Logger { return observe.ModuleLogger(l, name) }),
+		fx.Provide(fx.Private, func(lc fx.Lifecycle, d *db.Database) (*pgxpool.Pool, error) {
+			pool, err := d.ModulePool(name)
+			if err != nil {
+				return nil, err
+			}
+			lc.Append(fx.Hook{
+				OnStart: func(ctx context.Context) error { return d.Migrate(ctx, name, migrations) },
+				OnStop:  func(context.Context) error { pool.Close(); return nil },
+			})
+			return pool, nil
+		}),
+	)
+}
+
+// Publisher runs the module's outbox relay, which publishes the events the module commits to its stream.
+func Publisher(name string) fx.Option {
+	return fx.Invoke(func(lc fx.Lifecycle, pool *pgxpool.Pool, b *bus.Bus, logger *slog.Logger) {
+		var relay *outbox.Relay
+		lc.Append(fx.Hook{
+			OnStart: func(ctx context.Context) error {
+				relay = outbox.NewRelay(pool, b.JetStream(), name, logger, outbox.RelayOptions{})
+				return relay.Start(ctx)
+			},
+			OnStop: func(ctx context.Context) error { return relay.Stop(ctx) },
+		})
+	})
+}
+
+// Consume runs a durable consumer for the module; its handler applies each event once, in the module's own
+// transaction with the inbox record.
+func Consume(lc fx.Lifecycle, name string, pool *pgxpool.Pool, b *bus.Bus, logger *slog.Logger, sub inbox.Subscription) {
+	var c *inbox.Consumer
+	lc.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			c = inbox.NewConsumer(pool, b.JetStream(), name, sub, logger)
+			return c.Start(ctx)
+		},
+		OnStop: func(ctx context.Context) error { return c.Stop(ctx) },
+	})
+}

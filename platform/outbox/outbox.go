@@ -1,0 +1,114 @@
+// Package outbox records a module's events in its own database transaction and relays them to the module's
+// JetStream stream after commit, so an event is published if and only if its state change committed.
+//
+// Delivery is at least once into the stream and exactly once within the stream's duplicate window (the
+// event id is the Nats-Msg-Id). The relay selects unsent rows (sent_at IS NULL) rather than rows after a
+// high-water mark, so a transaction that commits after a later one is still relayed; FOR UPDATE SKIP LOCKED
+// lets several relays share one outbox. Events are published in outbox order by one relay, but several
+// relays, or a retry after a failed batch, may interleave them: consumers must not rely on strict order
+// across events. Published rows are deleted after RelayOptions.Retention.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/seamkit/seam/platform/bus"
+)
+
+// Event is one event a module publishes.
+type Event struct {
+	// ID identifies the event (a UUID) for deduplication on the bus and in consumers' inboxes; Enqueue
+	// generates one when it is empty.
+	ID string
+	// Subject is where the event is published; it must be one of the module's own subjects
+	// ("<schema>.events.<...>", see bus.EventSubject). Empty means "<schema>.events.<Type>".
+	Subject string
+	// Type names the kind of event, e.g. "payment_completed".
+	Type string
+	// Key is the aggregate the event is about, e.g. an invoice id.
+	Key string
+	// Payload is marshalled to JSON and becomes the message body.
+	Payload any
+	// Headers are extra message headers (e.g. trace context); names starting "Nats-" or "Seam-" are reserved.
+	Headers map[string]string
+}
+
+// ErrInvalidEvent is returned (wrapped) by Enqueue for an event that cannot be published.
+var ErrInvalidEvent = errors.New("outbox: invalid event")
+
+// Channel is the PostgreSQL notification channel Enqueue signals and the relay for schema listens on.
+func Channel(schema string) string { return "seam_outbox_" + schema }
+
+// Enqueue records ev in <schema>.outbox inside the caller's transaction tx and signals the relay, which
+// PostgreSQL delivers only if tx commits. It returns the event id.
+func Enqueue(ctx context.Context, tx pgx.Tx, schema string, ev Event) (string, error) {
+	if err := prepare(schema, &ev); err != nil {
+		return "", err
+	}
+	payload, err := json.Marshal(ev.Payload)
+	if err != nil {
+		return "", fmt.Errorf("%w: payload of %s: %w", ErrInvalidEvent, ev.Type, err)
+	}
+	sql := `WITH ins AS (
+	INSERT INTO ` + pgx.Identifier{schema, "outbox"}.Sanitize() + ` (id, subject, event_type, aggregate_key, payload, headers)
+	VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq)
+SELECT pg_notify($7, '') FROM ins`
+	if _, err := tx.Exec(ctx, sql, ev.ID, ev.Subject, ev.Type, ev.Key, payload, ev.Headers, Channel(schema)); err != nil {
+		return "", fmt.Errorf("outbox: enqueue %s: %w", ev.Type, err)
+	}
+	return ev.ID, nil
+}
+
+func prepare(schema string, ev *Event) error {
+	if strings.TrimSpace(ev.Type) == "" {
+		return fmt.Errorf("%w: empty type", ErrInvalidEvent)
+	}
+	if ev.Subject == "" {
+		ev.Subject = bus.EventSubject(schema, ev.Type)
+	}
+	if !validSubject(ev.Subject) {
+		return fmt.Errorf("%w: subject %q is not a valid NATS subject", ErrInvalidEvent, ev.Subject)
+	}
+	if own := bus.EventSubject(schema, ""); !strings.HasPrefix(ev.Subject, own) {
+		return fmt.Errorf("%w: subject %q is not one of the module's own subjects (%s*)", ErrInvalidEvent, ev.Subject, own)
+	}
+	if ev.ID == "" {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return fmt.Errorf("outbox: event id: %w", err)
+		}
+		ev.ID = id.String()
+	} else if _, err := uuid.Parse(ev.ID); err != nil {
+		return fmt.Errorf("%w: id %q is not a UUID", ErrInvalidEvent, ev.ID)
+	}
+	for name := range ev.Headers {
+		if reservedHeader(name) {
+			return fmt.Errorf("%w: header %q is reserved", ErrInvalidEvent, name)
+		}
+	}
+	if ev.Headers == nil {
+		ev.Headers = map[string]string{}
+	}
+	return nil
+}
+
+func validSubject(s string) bool {
+	for tok := range strings.SplitSeq(s, ".") {
+		if tok == "" || tok == "*" || tok == ">" || strings.ContainsAny(tok, " \t\r\n") {
+			return false
+		}
+	}
+	return true
+}
+
+func reservedHeader(name string) bool {
+	n := strings.ToLower(name)
+	return name == "" || strings.HasPrefix(n, "nats-") || strings.HasPrefix(n, "seam-")
+}
