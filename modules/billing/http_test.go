@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -67,7 +66,7 @@ func newAPI(t *testing.T) *api {
 	if testing.Short() {
 		t.Skip("integration test: needs PostgreSQL")
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := slog.New(slog.DiscardHandler)
 	pool := pgtest.NewPool(t)
 	if err := migrate.Up(t.Context(), pool, Name, sqlfs.Migrations(Name), logger); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -62,7 +61,7 @@ func (noAuth) GetUser(context.Context, string) (authapi.User, error) {
 func TestModuleGraph(t *testing.T) {
 	err := fx.ValidateApp(
 		fx.NopLogger,
-		fx.Supply(&app.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil))),
+		fx.Supply(&app.Config{}, slog.New(slog.DiscardHandler)),
 		fx.Provide(
 			func() *db.Database { return nil },
 			func() *bus.Bus { return nil },

@@ -112,7 +112,7 @@ func TestSummaryRefusesBadRequests(t *testing.T) {
 		{"user", "/api/reports/summary", "user-token", 403, "auth.forbidden", nil},
 		{"bad from", "/api/reports/summary?from=yesterday", "admin-token", 422, "validation_failed", []string{"from"}},
 		{"bad to", "/api/reports/summary?to=2026-02-30", "admin-token", 422, "validation_failed", []string{"to"}},
-		{"both bad", "/api/reports/summary?from=x&to=y", "admin-token", 422, "validation_failed", []string{"to", "from"}},
+		{"both bad", "/api/reports/summary?from=x&to=y", "admin-token", 422, "validation_failed", []string{"from", "to"}},
 		{"reversed", "/api/reports/summary?from=2026-02-01&to=2026-01-01", "admin-token", 422, "validation_failed", []string{"from"}},
 		{"too long", "/api/reports/summary?from=2020-01-01&to=2026-01-01", "admin-token", 422, "validation_failed", []string{"to"}},
 		{"unknown path", "/api/reports/nope", "admin-token", 404, "http.not_found", nil},

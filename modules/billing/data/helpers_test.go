@@ -3,7 +3,6 @@ package billingdata_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -38,7 +37,7 @@ func newRepo(t *testing.T) (*billingdata.Repository, *pgxpool.Pool) {
 	return billingdata.NewRepository(pool), pool
 }
 
-func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // at is a fixed instant at microsecond precision, as PostgreSQL stores it.
 func at(minute int) time.Time {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -393,7 +392,7 @@ func newEnv(t *testing.T) *env {
 		}},
 		clock: &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)},
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := slog.New(slog.DiscardHandler)
 	e.svc = billingdomain.NewService(e.repo, e.provider, e.auth, logger, billingdomain.Options{
 		PaymentTimeout: 10 * time.Second,
 		StaleAfter:     5 * time.Minute,

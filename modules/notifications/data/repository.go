@@ -101,9 +101,9 @@ func (r *Repository) MarkFailed(ctx context.Context, id string) error {
 
 // ListMessages returns userID's messages, newest first, at most limit; none for an id that is not a UUID.
 func (r *Repository) ListMessages(ctx context.Context, userID string, limit int) ([]notificationsdomain.Message, error) {
-	id, err := parseUUID(userID)
-	if err != nil {
-		return nil, nil
+	id, parseErr := parseUUID(userID)
+	if parseErr != nil {
+		return []notificationsdomain.Message{}, nil //nolint:nilerr // no user has a malformed id, so none has messages
 	}
 	rows, err := r.q.ListMessagesByUser(ctx, ListMessagesByUserParams{UserID: id, MaxRows: int32(min(max(limit, 0), 1<<30))})
 	if err != nil {

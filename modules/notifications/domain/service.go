@@ -37,8 +37,8 @@ type Recipient struct {
 	UpdatedAt time.Time
 }
 
-// ErrUndeliverable, wrapped by a Sender's error, means this message can never be delivered (e.g. the
-// mail server refused the address); the message is kept with status failed instead of being retried.
+// ErrUndeliverable is wrapped by a Sender's error when the message can never be delivered (e.g. the mail
+// server refused the address); the message is kept with status failed instead of being retried.
 var ErrUndeliverable = errors.New("notifications: message undeliverable")
 
 // ErrRecipientNotFound means no address is known for a user.
@@ -75,7 +75,7 @@ type Reader interface {
 type Service struct {
 	reader    Reader
 	sender    Sender
-	templates *Templates
+	templates *templateSet
 	logger    *slog.Logger
 	now       func() time.Time
 }
@@ -84,7 +84,7 @@ var _ notificationsapi.Notifications = (*Service)(nil)
 
 // NewService returns a Service reading messages through reader and delivering them through sender.
 func NewService(reader Reader, sender Sender, logger *slog.Logger) (*Service, error) {
-	templates, err := LoadTemplates()
+	templates, err := loadTemplates()
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func (s *Service) Deliver(ctx context.Context, store Store, n Notice) error {
 	if err != nil {
 		return err
 	}
-	subject, body, err := s.templates.Render(n.Template, n.data)
+	subject, body, err := s.templates.render(n.Template, n.data)
 	if err != nil {
 		return err
 	}

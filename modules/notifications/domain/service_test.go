@@ -3,7 +3,6 @@ package notificationsdomain
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -96,7 +95,7 @@ var (
 
 func newTestService(t *testing.T, store *fakeStore, sender Sender) *Service {
 	t.Helper()
-	s, err := NewService(store, sender, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := NewService(store, sender, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +268,8 @@ func TestDeliverRefusesInvalidEvents(t *testing.T) {
 }
 
 func TestMessageIDIsStablePerEvent(t *testing.T) {
-	if MessageID(eventID) != MessageID(eventID) || MessageID(eventID) == MessageID(invoiceID) {
+	first, again := MessageID(eventID), MessageID(eventID)
+	if first != again || first == MessageID(invoiceID) {
 		t.Fatal("MessageID must be a function of the event id")
 	}
 }

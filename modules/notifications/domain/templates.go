@@ -30,14 +30,14 @@ type templateData struct {
 	DeclineCode string
 }
 
-// Templates renders the embedded message templates.
-type Templates struct {
+// templateSet renders the embedded message templates.
+type templateSet struct {
 	byName map[string]*template.Template
 }
 
-// LoadTemplates parses the embedded templates.
-func LoadTemplates() (*Templates, error) {
-	t := &Templates{byName: make(map[string]*template.Template, len(templateNames))}
+// loadTemplates parses the embedded templates.
+func loadTemplates() (*templateSet, error) {
+	t := &templateSet{byName: make(map[string]*template.Template, len(templateNames))}
 	for _, name := range templateNames {
 		parsed, err := template.New(name).Option("missingkey=error").ParseFS(templateFiles, "templates/"+name+".tmpl")
 		if err != nil {
@@ -53,8 +53,8 @@ func LoadTemplates() (*Templates, error) {
 	return t, nil
 }
 
-// Render returns the subject (on one line) and body of template name for data.
-func (t *Templates) Render(name string, data templateData) (subject, body string, err error) {
+// render returns the subject (on one line) and body of template name for data.
+func (t *templateSet) render(name string, data templateData) (subject, body string, err error) {
 	tmpl, ok := t.byName[name]
 	if !ok {
 		return "", "", fmt.Errorf("notifications: no template %q", name)

@@ -6,14 +6,14 @@ import (
 )
 
 func TestEveryTemplateRenders(t *testing.T) {
-	tmpl, err := LoadTemplates()
+	tmpl, err := loadTemplates()
 	if err != nil {
 		t.Fatal(err)
 	}
 	data := templateData{Email: "a@example.com", InvoiceID: "inv-1", Amount: "12.50 EUR", Description: "Hosting",
 		DeclineCode: "card_declined"}
 	for _, name := range templateNames {
-		subject, body, err := tmpl.Render(name, data)
+		subject, body, err := tmpl.render(name, data)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -27,21 +27,21 @@ func TestEveryTemplateRenders(t *testing.T) {
 }
 
 func TestRenderUnknownTemplate(t *testing.T) {
-	tmpl, err := LoadTemplates()
+	tmpl, err := loadTemplates()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := tmpl.Render("nope", templateData{}); err == nil {
+	if _, _, err := tmpl.render("nope", templateData{}); err == nil {
 		t.Fatal("want an error for an unknown template")
 	}
 }
 
 func TestPaymentFailedWithoutDeclineCode(t *testing.T) {
-	tmpl, err := LoadTemplates()
+	tmpl, err := loadTemplates()
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, body, err := tmpl.Render("payment_failed", templateData{InvoiceID: "inv-1", Amount: "1.00 USD"})
+	_, body, err := tmpl.render("payment_failed", templateData{InvoiceID: "inv-1", Amount: "1.00 USD"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,29 +81,34 @@ func (s *Service) Summary(ctx context.Context, from, to string) (reportingapi.Su
 // dateRange parses and checks the requested range, filling in the defaults.
 func (s *Service) dateRange(from, to string) (time.Time, time.Time, error) {
 	var c errs.Collector
-	last := Day(s.now())
-	if to != "" {
-		d, ok := parseDate(to)
-		c.Check(ok, "to", "must be a date as YYYY-MM-DD")
-		last = d
-	}
-	first := last.AddDate(0, 0, -(reportingapi.DefaultDays - 1))
+	var first, last time.Time
 	if from != "" {
 		d, ok := parseDate(from)
 		c.Check(ok, "from", "must be a date as YYYY-MM-DD")
 		first = d
 	}
+	if to != "" {
+		d, ok := parseDate(to)
+		c.Check(ok, "to", "must be a date as YYYY-MM-DD")
+		last = d
+	}
 	if err := c.Err(); err != nil {
 		return time.Time{}, time.Time{}, err
 	}
-	if first.Before(firstDay) {
-		first = firstDay
+	if to == "" {
+		last = Day(s.now())
+	}
+	if from == "" {
+		first = last.AddDate(0, 0, -(reportingapi.DefaultDays - 1))
+		if first.Before(firstDay) {
+			first = firstDay
+		}
 	}
 	switch {
 	case first.After(last):
 		c.Add("from", "must not be after to (%s)", last.Format(reportingapi.DateLayout))
 	case last.Sub(first) >= reportingapi.MaxDays*24*time.Hour:
-		c.Add("to", "must be at most %d days from from, both included", reportingapi.MaxDays)
+		c.Add("to", "must be less than %d days after from: a summary covers at most %d days", reportingapi.MaxDays, reportingapi.MaxDays)
 	}
 	return first, last, c.Err()
 }

@@ -76,7 +76,7 @@ func TestSummaryRefusesBadRanges(t *testing.T) {
 		{"2026-02-30", "", []string{"from"}},
 		{"2026-1-1", "", []string{"from"}},
 		{"2026-01-01T00:00:00Z", "", []string{"from"}},
-		{"bad", "worse", []string{"to", "from"}},
+		{"bad", "worse", []string{"from", "to"}},
 		{"2026-02-01", "2026-01-01", []string{"from"}},
 		{"2026-04-01", "", []string{"from"}},
 		{"2024-01-01", "2025-01-01", []string{"to"}}, // 367 days
