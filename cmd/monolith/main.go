@@ -16,7 +16,7 @@ import (
 )
 
 func main() {
-	configPath := flag.String("config", os.Getenv("SEAM_CONFIG"), "YAML configuration file (optional; SEAM_* variables override it)")
+	configPath := flag.String("config", os.Getenv(app.ConfigEnv), "YAML configuration file (optional; SEAM_* variables override it)")
 	flag.Parse()
 	cfg, err := app.LoadConfig(*configPath, os.Environ())
 	if err != nil {

@@ -32,7 +32,8 @@ type Config struct {
 	Bus         bus.Config           `yaml:"bus"`
 	Modules     map[string]yaml.Node `yaml:"modules"`
 
-	environ []string
+	environ  []string
+	knownEnv map[string]bool
 }
 
 // SetDefaults fills unset fields.
@@ -79,6 +80,8 @@ func LoadConfig(path string, environ []string) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	c.environ = environ
+	c.knownEnv = map[string]bool{ConfigEnv: true}
+	c.noteEnv(&c, config.EnvPrefix)
 	if c.Bus.StoreDir == "" {
 		c.Bus.StoreDir = c.DataDir + "/nats"
 	}
@@ -89,7 +92,34 @@ func LoadConfig(path string, environ []string) (*Config, error) {
 // into out, which holds the module's defaults.
 func (c *Config) ModuleSection(name string, out any) error {
 	node := c.Modules[name]
-	return config.Decode(&node, out, config.EnvName(config.EnvPrefix, name), "modules."+name, c.environ)
+	prefix := config.EnvName(config.EnvPrefix, name)
+	c.noteEnv(out, prefix)
+	return config.Decode(&node, out, prefix, "modules."+name, c.environ)
+}
+
+// ConfigEnv names the variable that gives the configuration file's path.
+const ConfigEnv = "SEAM_CONFIG"
+
+func (c *Config) noteEnv(section any, prefix string) {
+	if c.knownEnv == nil {
+		c.knownEnv = map[string]bool{}
+	}
+	for _, name := range config.EnvNames(section, prefix) {
+		c.knownEnv[name] = true
+	}
+}
+
+// unknownEnv lists SEAM_* variables that no configuration section read: most likely misspelt settings.
+func (c *Config) unknownEnv() []string {
+	var unknown []string
+	for _, kv := range c.environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, config.EnvPrefix+"_") && !c.knownEnv[name] {
+			unknown = append(unknown, name)
+		}
+	}
+	sort.Strings(unknown)
+	return unknown
 }
 
 // checkModules refuses a modules.<name> section for a module this process does not know.

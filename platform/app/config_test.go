@@ -88,6 +88,20 @@ func TestUnknownModuleSectionRefused(t *testing.T) {
 	}
 }
 
+func TestUnknownEnvListed(t *testing.T) {
+	cfg, err := LoadConfig("", []string{"SEAM_HTTP_ADR=:1", "SEAM_HTTP_ADDR=:2", "SEAM_CONFIG=x", "SEAM_DEMO_GREETING=hi", "HOME=/root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var demo demoSection
+	if err := cfg.ModuleSection("demo", &demo); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.unknownEnv(), ","); got != "SEAM_HTTP_ADR" {
+		t.Fatalf("unknown = %s", got)
+	}
+}
+
 func TestMissingConfigFile(t *testing.T) {
 	_, err := LoadConfig(filepath.Join(t.TempDir(), "absent.yaml"), nil)
 	if err == nil || !strings.Contains(err.Error(), "absent.yaml") {

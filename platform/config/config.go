@@ -215,6 +215,34 @@ func setFromString(f reflect.Value, raw string) error {
 	return nil
 }
 
+// EnvNames lists every environment variable that can override a field of cfg (a struct or a pointer to
+// one) under prefix, so a caller can tell a misspelt SEAM_* variable from a real setting.
+func EnvNames(cfg any, prefix string) []string {
+	v := reflect.ValueOf(cfg)
+	for v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	var names []string
+	collectEnvNames(v.Type(), prefix, &names)
+	return names
+}
+
+func collectEnvNames(t reflect.Type, prefix string, names *[]string) {
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		name, ok := yamlName(sf)
+		if !ok {
+			continue
+		}
+		envName := EnvName(prefix, name)
+		if sf.Type.Kind() == reflect.Struct && sf.Type != reflect.TypeFor[time.Time]() {
+			collectEnvNames(sf.Type, envName, names)
+			continue
+		}
+		*names = append(*names, envName)
+	}
+}
+
 // Masked is what a secret value is logged as.
 const Masked = "*****"
 

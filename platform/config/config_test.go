@@ -88,6 +88,14 @@ func TestErrorsNameTheKey(t *testing.T) {
 	}
 }
 
+func TestEnvNames(t *testing.T) {
+	got := strings.Join(config.EnvNames(&sample{}, "SEAM_DEMO"), " ")
+	want := "SEAM_DEMO_NAME SEAM_DEMO_PASSWORD SEAM_DEMO_URL SEAM_DEMO_DEBUG SEAM_DEMO_INNER_PORT SEAM_DEMO_INNER_TIMEOUT SEAM_DEMO_INNER_HOSTS"
+	if got != want {
+		t.Fatalf("EnvNames = %s\nwant       %s", got, want)
+	}
+}
+
 func TestRedactedMasksSecrets(t *testing.T) {
 	s := sample{Name: "n", Password: "hunter2", URL: "postgres://seam:pw@db:5432/seam?sslmode=disable"}
 	m := config.Redacted(s).(map[string]any)

@@ -1,5 +1,5 @@
-// Package db gives each module its own PostgreSQL connection pool and applies its migrations into its own
-// schema, on an external database or on a local server that Seam starts and manages itself.
+// Package db gives each module its own PostgreSQL role, schema and connection pool, and applies the module's
+// migrations as that role, on an external database or on a local server that Seam starts and manages itself.
 package db
 
 import (
@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,7 +33,19 @@ type Config struct {
 	MaxConns int32 `yaml:"max_conns"`
 	// ConnectTimeout bounds how long opening one connection may take.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// RolePrefix starts the name of each module's PostgreSQL role (<prefix><module>). Roles are shared by
+	// every database of a cluster: give each Seam database on one cluster its own prefix.
+	RolePrefix string `yaml:"role_prefix"`
+	// RoleSecret is the key the module roles' passwords derive from; empty uses the password of the admin
+	// connection (database.url's, or the local server's superuser's).
+	RoleSecret string `yaml:"role_secret" secret:"true"`
 }
+
+// DefaultRolePrefix is the default of Config.RolePrefix.
+const DefaultRolePrefix = "seam_"
+
+// rolePrefixPattern is what a role prefix may hold; names starting "pg_" are reserved by PostgreSQL.
+var rolePrefixPattern = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
 // SetDefaults fills unset fields.
 func (c *Config) SetDefaults() {
@@ -40,6 +54,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = 5 * time.Second
+	}
+	if c.RolePrefix == "" {
+		c.RolePrefix = DefaultRolePrefix
 	}
 }
 
@@ -59,11 +76,17 @@ func (c Config) Validate() error {
 	if c.ConnectTimeout <= 0 {
 		return fmt.Errorf("database.connect_timeout: must be positive, got %s", c.ConnectTimeout)
 	}
+	if !rolePrefixPattern.MatchString(c.RolePrefix) || strings.HasPrefix(c.RolePrefix, "pg_") || len(c.RolePrefix) > maxRolePrefix {
+		return fmt.Errorf("database.role_prefix: want lower-case letters, digits or '_' (not starting with a digit or \"pg_\"), at most %d bytes, got %q",
+			maxRolePrefix, c.RolePrefix)
+	}
 	return nil
 }
 
-// Database is the process's access to PostgreSQL. Pools can be made before Start: they connect lazily,
-// with the address resolved when the first connection is opened.
+// Database is the process's access to PostgreSQL: an admin connection (the local server's superuser, or
+// database.url) that provisions one role and schema per module, and module pools that connect as those
+// roles. Pools can be made before Start: they connect lazily, with the address resolved (and the module
+// provisioned) when the first connection is opened.
 type Database struct {
 	cfg     Config
 	dataDir string
@@ -71,20 +94,29 @@ type Database struct {
 
 	mu     sync.RWMutex
 	conn   *pgx.ConnConfig
+	key    []byte
 	local  *pgserver.Server
 	admin  *pgxpool.Pool
 	closed bool
+
+	// provisionMu serialises provisioning in this process; provisioned records the modules done.
+	provisionMu sync.Mutex
+	provisioned map[string]bool
 }
 
 // New prepares access to the configured database; dataDir holds the local server when no URL is set.
+// Unset fields of cfg take their defaults.
 func New(cfg Config, dataDir string, logger *slog.Logger) *Database {
-	return &Database{cfg: cfg, dataDir: dataDir, logger: logger}
+	cfg.SetDefaults()
+	return &Database{cfg: cfg, dataDir: dataDir, logger: logger, provisioned: map[string]bool{}}
 }
 
 // ErrNotStarted is returned when a connection is attempted before Start.
 var ErrNotStarted = errors.New("db: database not started")
 
-// Start starts the local server when no URL is configured, then checks the database answers.
+// Start starts the local server when no URL is configured, then checks the database answers. It fails
+// when neither database.role_secret nor the admin connection's password is set, as module role passwords
+// derive from one of them.
 func (d *Database) Start(ctx context.Context) error {
 	url := d.cfg.URL
 	if url == "" {
@@ -108,6 +140,14 @@ func (d *Database) Start(ctx context.Context) error {
 		return fmt.Errorf("db: parse database URL: %w", err)
 	}
 	conn.ConnectTimeout = d.cfg.ConnectTimeout
+	key := []byte(d.cfg.RoleSecret)
+	if len(key) == 0 {
+		key = []byte(conn.Password)
+	}
+	if len(key) == 0 {
+		return errors.New("db: database.role_secret: must be set when the database URL has no password " +
+			"(the module roles' passwords derive from one of them)")
+	}
 	admin, err := d.newPool(conn, 2)
 	if err != nil {
 		return err
@@ -117,7 +157,7 @@ func (d *Database) Start(ctx context.Context) error {
 		return fmt.Errorf("db: connect to PostgreSQL at %s:%d: %w", conn.Host, conn.Port, err)
 	}
 	d.mu.Lock()
-	d.conn, d.admin = conn, admin
+	d.conn, d.admin, d.key = conn, admin, key
 	d.mu.Unlock()
 	return nil
 }
@@ -152,38 +192,56 @@ func (d *Database) newPool(conn *pgx.ConnConfig, maxConns int32) (*pgxpool.Pool,
 	return pgxpool.NewWithConfig(context.Background(), pc)
 }
 
-// ModulePool returns a new pool for module; it connects lazily, so it may be made before Start. The caller
-// closes it.
+// ModulePool returns a new pool for module that connects as the module's role, with search_path set to
+// the module's schema only. It connects lazily, so it may be made before Start; its first connection
+// provisions the module (see Provision) unless that was done already. The caller closes it.
 func (d *Database) ModulePool(module string) (*pgxpool.Pool, error) {
+	return d.rolePool(module, d.cfg.MaxConns)
+}
+
+func (d *Database) rolePool(module string, maxConns int32) (*pgxpool.Pool, error) {
+	role, err := d.Role(module)
+	if err != nil {
+		return nil, err
+	}
 	pc, err := pgxpool.ParseConfig("")
 	if err != nil {
 		return nil, fmt.Errorf("db: pool config: %w", err)
 	}
-	pc.MaxConns = d.cfg.MaxConns
+	pc.MaxConns = maxConns
 	pc.ConnConfig.RuntimeParams["application_name"] = "seam-" + module
-	pc.BeforeConnect = func(_ context.Context, cc *pgx.ConnConfig) error {
+	pc.ConnConfig.RuntimeParams["search_path"] = module // a plain identifier: Role validated it
+	pc.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
 		d.mu.RLock()
-		defer d.mu.RUnlock()
-		if d.conn == nil {
+		conn, key := d.conn, d.key
+		d.mu.RUnlock()
+		if conn == nil {
 			return ErrNotStarted
 		}
-		cc.Host, cc.Port, cc.Database = d.conn.Host, d.conn.Port, d.conn.Database
-		cc.User, cc.Password, cc.TLSConfig = d.conn.User, d.conn.Password, d.conn.TLSConfig
-		cc.ConnectTimeout, cc.Fallbacks = d.conn.ConnectTimeout, d.conn.Fallbacks
+		if err := d.ensureProvisioned(ctx, module); err != nil {
+			return err
+		}
+		cc.Host, cc.Port, cc.Database = conn.Host, conn.Port, conn.Database
+		cc.User, cc.Password, cc.TLSConfig = role, rolePassword(key, role), conn.TLSConfig
+		cc.ConnectTimeout, cc.Fallbacks = conn.ConnectTimeout, conn.Fallbacks
 		return nil
 	}
 	return pgxpool.NewWithConfig(context.Background(), pc)
 }
 
-// Migrate applies module's migrations (and the platform's outbox/inbox tables) into the schema named after it.
+// Migrate provisions module (see Provision), then applies its migrations (and the platform's outbox/inbox
+// tables) into the schema named after it, connected as the module's role so that the role owns every
+// object they create.
 func (d *Database) Migrate(ctx context.Context, module string, migrations fs.FS) error {
-	d.mu.RLock()
-	admin := d.admin
-	d.mu.RUnlock()
-	if admin == nil {
-		return ErrNotStarted
+	if err := d.Provision(ctx, module); err != nil {
+		return err
 	}
-	if err := migrate.Up(ctx, admin, module, migrations, d.logger); err != nil {
+	pool, err := d.rolePool(module, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := migrate.Up(ctx, pool, module, migrations, d.logger); err != nil {
 		return fmt.Errorf("db: migrate %s: %w", module, err)
 	}
 	return nil

@@ -43,7 +43,8 @@ var platformSQL embed.FS
 
 var schemaPattern = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
-// Up creates schema `schema` if missing, then applies the platform tables (version table
+// Up creates schema `schema` if missing (which needs CREATE on the database; a role owning the existing
+// schema needs no more than that ownership), then applies the platform tables (version table
 // <schema>.seam_platform_version), then the module's goose migrations from fsys (*.sql files in goose
 // format at its root; nil or empty means none) with version table <schema>.goose_db_version. Concurrent
 // calls for the same schema, from any process, are serialised with a PostgreSQL advisory lock; the pool
@@ -51,7 +52,7 @@ var schemaPattern = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 // failing file is returned when a migration fails; that migration is rolled back unless it opted out of
 // its transaction.
 func Up(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS, logger *slog.Logger) error {
-	if err := validateSchema(schema); err != nil {
+	if err := ValidateSchema(schema); err != nil {
 		return err
 	}
 	if logger == nil {
@@ -74,8 +75,14 @@ func Up(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS, logg
 	}
 	defer unlock()
 
-	if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		return fmt.Errorf("migrate %s: create schema: %w", schema, err)
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", schema).Scan(&exists); err != nil {
+		return fmt.Errorf("migrate %s: look up schema: %w", schema, err)
+	}
+	if !exists {
+		if _, err := pool.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+			return fmt.Errorf("migrate %s: create schema: %w", schema, err)
+		}
 	}
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
@@ -89,7 +96,9 @@ func Up(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS, logg
 	return apply(ctx, db, schema, ModuleVersionTable, fsys, nil, logger.With(slog.String("migrations", "module")))
 }
 
-func validateSchema(schema string) error {
+// ValidateSchema checks that schema is a plain lower-case identifier, as module names (and so schema names)
+// must be; the error wraps ErrInvalidSchema.
+func ValidateSchema(schema string) error {
 	if !schemaPattern.MatchString(schema) || len(schema) > maxIdentifierLength {
 		return fmt.Errorf("%w %q: want a lower-case letter then lower-case letters, digits or '_', at most %d bytes",
 			ErrInvalidSchema, schema, maxIdentifierLength)

@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"slices"
 	"strings"
@@ -224,5 +225,39 @@ func TestPoolOfOneConnectionIsRefused(t *testing.T) {
 	t.Cleanup(pool.Close)
 	if err := migrate.Up(ctxFor(t), pool, "billing", nil, nil); err == nil {
 		t.Fatal("Up on a one-connection pool succeeded; it would deadlock once the lock is held")
+	}
+}
+
+func TestUpAsTheSchemaOwnerWithoutCreateOnTheDatabase(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	super, err := pgxpool.New(ctxFor(t), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(super.Close)
+	ctx := ctxFor(t)
+	role := "owner_" + strings.ToLower(rand.Text()[:10])
+	if _, err := super.Exec(ctx, "CREATE ROLE "+role+" LOGIN PASSWORD 'pw'; CREATE SCHEMA billing AUTHORIZATION "+role); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.User, cfg.ConnConfig.Password = role, "pw"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := migrate.Up(ctx, pool, "billing", migrations(map[string]string{"00001_items.sql": table("billing", "items")}), nil); err != nil {
+		t.Fatalf("Up as the schema's owner: %v", err)
+	}
+	var owner string
+	if err := super.QueryRow(ctx, "SELECT tableowner FROM pg_tables WHERE schemaname = 'billing' AND tablename = 'items'").Scan(&owner); err != nil || owner != role {
+		t.Errorf("billing.items owned by %q (%v), want %q", owner, err, role)
+	}
+	if err := migrate.Up(ctx, pool, "reporting", nil, nil); err == nil {
+		t.Error("Up created schema reporting for a role without CREATE on the database")
 	}
 }
