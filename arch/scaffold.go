@@ -29,9 +29,6 @@ import (
 //go:embed scaffold
 var scaffoldFS embed.FS
 
-// SQLCConfig is the sqlc configuration file, relative to the repository root.
-const SQLCConfig = "sqlc.yaml"
-
 // scaffoldData is what the scaffold templates are rendered with.
 type scaffoldData struct {
 	// Name is the module's name, e.g. "inventory".
@@ -73,7 +70,7 @@ func NewModule(ctx context.Context, root, name string, generate GenerateFunc) (r
 		return res, err
 	}
 	edits := map[string][]byte{}
-	if edits[SQLCConfig], err = addSQLCEntry(root, data); err != nil {
+	if edits[SQLCConfigFile], err = addSQLCEntry(root, data); err != nil {
 		return res, err
 	}
 	if edits[MonolithMain], err = registerInMonolith(root, goModule, name); err != nil {
@@ -174,7 +171,7 @@ func renderTemplate(name string, data scaffoldData) ([]byte, error) {
 // addSQLCEntry returns sqlc.yaml with the module's entry appended to its sql: list, keeping the rest of
 // the file (comments included) as it is.
 func addSQLCEntry(root string, data scaffoldData) ([]byte, error) {
-	orig, err := os.ReadFile(filepath.Join(root, SQLCConfig))
+	orig, err := os.ReadFile(filepath.Join(root, SQLCConfigFile))
 	if err != nil {
 		return nil, fmt.Errorf("arch: %w", err)
 	}
@@ -183,11 +180,11 @@ func addSQLCEntry(root string, data scaffoldData) ([]byte, error) {
 		return nil, err
 	}
 	if len(seq.Content) == 0 || seq.Style&yaml.FlowStyle != 0 {
-		return nil, fmt.Errorf("arch: %s: the sql: list must be a block list with at least one entry", SQLCConfig)
+		return nil, fmt.Errorf("arch: %s: the sql: list must be a block list with at least one entry", SQLCConfigFile)
 	}
 	for _, e := range seq.Content {
 		if entryName(e) == data.Name {
-			return nil, fmt.Errorf("%w %q: %s has an entry with that name already", ErrInvalidModuleName, data.Name, SQLCConfig)
+			return nil, fmt.Errorf("%w %q: %s has an entry with that name already", ErrInvalidModuleName, data.Name, SQLCConfigFile)
 		}
 	}
 	entry, err := renderTemplate("scaffold/sqlc-entry.yaml.tmpl", data)
@@ -225,11 +222,11 @@ func addSQLCEntry(root string, data scaffoldData) ([]byte, error) {
 	check, _, err := sqlcEntries([]byte(out))
 	if err != nil {
 		return nil, fmt.Errorf("arch: adding module %s to %s broke it (add the entry by hand, like the others): %w",
-			data.Name, SQLCConfig, err)
+			data.Name, SQLCConfigFile, err)
 	}
 	if len(check.Content) != len(seq.Content)+1 || entryName(check.Content[len(check.Content)-1]) != data.Name {
 		return nil, fmt.Errorf("arch: could not add module %s to the sql: list of %s; add the entry by hand, like the others",
-			data.Name, SQLCConfig)
+			data.Name, SQLCConfigFile)
 	}
 	return []byte(out), nil
 }
@@ -239,10 +236,10 @@ func addSQLCEntry(root string, data scaffoldData) ([]byte, error) {
 func sqlcEntries(data []byte) (seq, next *yaml.Node, err error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, nil, fmt.Errorf("arch: %s: %w", SQLCConfig, err)
+		return nil, nil, fmt.Errorf("arch: %s: %w", SQLCConfigFile, err)
 	}
 	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil, nil, fmt.Errorf("arch: %s: not a mapping", SQLCConfig)
+		return nil, nil, fmt.Errorf("arch: %s: not a mapping", SQLCConfigFile)
 	}
 	top := doc.Content[0].Content
 	for i := 0; i+1 < len(top); i += 2 {
@@ -250,14 +247,14 @@ func sqlcEntries(data []byte) (seq, next *yaml.Node, err error) {
 			continue
 		}
 		if top[i+1].Kind != yaml.SequenceNode {
-			return nil, nil, fmt.Errorf("arch: %s: sql: is not a list", SQLCConfig)
+			return nil, nil, fmt.Errorf("arch: %s: sql: is not a list", SQLCConfigFile)
 		}
 		if i+2 < len(top) {
 			next = top[i+2]
 		}
 		return top[i+1], next, nil
 	}
-	return nil, nil, fmt.Errorf("arch: %s: no sql: list", SQLCConfig)
+	return nil, nil, fmt.Errorf("arch: %s: no sql: list", SQLCConfigFile)
 }
 
 func entryName(entry *yaml.Node) string {

@@ -158,7 +158,7 @@ func TestAddSQLCEntry(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			root := t.TempDir()
-			writeTestFile(t, root, SQLCConfig, tc.in)
+			writeTestFile(t, root, SQLCConfigFile, tc.in)
 			got, err := addSQLCEntry(root, data)
 			if err != nil {
 				t.Fatal(err)
@@ -170,14 +170,14 @@ func TestAddSQLCEntry(t *testing.T) {
 	}
 	t.Run("existing entry", func(t *testing.T) {
 		root := t.TempDir()
-		writeTestFile(t, root, SQLCConfig, "sql:\n  - name: inventory\n")
+		writeTestFile(t, root, SQLCConfigFile, "sql:\n  - name: inventory\n")
 		if _, err := addSQLCEntry(root, data); err == nil || !strings.Contains(err.Error(), "entry with that name") {
 			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("no sql list", func(t *testing.T) {
 		root := t.TempDir()
-		writeTestFile(t, root, SQLCConfig, "version: \"2\"\n")
+		writeTestFile(t, root, SQLCConfigFile, "version: \"2\"\n")
 		if _, err := addSQLCEntry(root, data); err == nil || !strings.Contains(err.Error(), "no sql: list") {
 			t.Fatalf("err = %v", err)
 		}
