@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/seamkit/seam/arch/stubgen"
 )
 
 // FixCommand regenerates everything the generated channel checks.
@@ -42,10 +44,35 @@ type StaleFile struct {
 	Reason string
 }
 
-// DefaultGenerators are the generators of a Seam repository: the go-arch-lint configuration, sqlc's query
-// code, and the module graph documentation.
+// DefaultGenerators are the generators of a Seam repository: the remote stubs of the api interfaces, the
+// go-arch-lint configuration (which depends on which stubs exist), sqlc's query code, and the module graph
+// documentation.
 func DefaultGenerators() []Generator {
-	return []Generator{ArchLintGenerator(), SQLCGenerator(), GraphDocsGenerator()}
+	return []Generator{StubsGenerator(), ArchLintGenerator(), SQLCGenerator(), GraphDocsGenerator()}
+}
+
+// StubsGenerator keeps the remote client and server stubs of every module's api interface current (see
+// `seam gen`).
+func StubsGenerator() Generator {
+	return Generator{
+		Name:    "remote stubs",
+		Command: "go run ./cmd/seam gen",
+		Stale: func(_ context.Context, env Env) ([]StaleFile, error) {
+			stale, err := stubgen.Check(env.Root)
+			if err != nil {
+				return nil, err
+			}
+			files := make([]StaleFile, len(stale))
+			for i, s := range stale {
+				files[i] = StaleFile{File: s.Path, Reason: s.Reason}
+			}
+			return files, nil
+		},
+		Fix: func(_ context.Context, env Env) error {
+			_, err := stubgen.Write(env.Root)
+			return err
+		},
+	}
 }
 
 // ArchLintGenerator keeps .go-arch-lint.yml equal to ArchLintConfig of the modules on disk.
@@ -57,7 +84,12 @@ func ArchLintGenerator() Generator {
 			return compareFiles(env.Root, map[string][]byte{ArchLintFile: ArchLintConfig(env.Modules)})
 		},
 		Fix: func(_ context.Context, env Env) error {
-			return os.WriteFile(filepath.Join(env.Root, ArchLintFile), ArchLintConfig(env.Modules), 0o644)
+			// Reload: a generator that ran before this one may have added a module's remote stubs.
+			mods, err := LoadModules(env.Root)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(env.Root, ArchLintFile), ArchLintConfig(mods), 0o644)
 		},
 	}
 }

@@ -32,6 +32,10 @@ const (
 // Layers lists the module layers Seam knows, in the order a Module lists them.
 var Layers = []string{LayerAPI, LayerDomain, LayerData}
 
+// RemoteDir is where `seam gen` writes a module's remote client and server stubs, relative to the module:
+// a sibling of the api package, so api itself keeps importing only the standard library and contract types.
+const RemoteDir = LayerAPI + "/remote"
+
 // ContractPackages are the platform packages an api package may import besides the standard library: the
 // types a module's contract is made of (sentinel errors, the caller's identity), which stay remotable.
 var ContractPackages = []string{"platform/errs", "platform/identity"}
@@ -44,6 +48,8 @@ type Module struct {
 	Dir string
 	// Layers are the layer directories the module has, a subset of Layers in the same order.
 	Layers []string
+	// Remote reports whether the module has generated remote stubs (RemoteDir).
+	Remote bool
 }
 
 // HasLayer reports whether the module has the given layer directory.
@@ -81,6 +87,13 @@ func LoadModules(root string) ([]Module, error) {
 			case err != nil && !errors.Is(err, fs.ErrNotExist):
 				return nil, fmt.Errorf("arch: module %s: %w", e.Name(), err)
 			}
+		}
+		fi, err := os.Stat(filepath.Join(root, ModulesDir, e.Name(), RemoteDir))
+		switch {
+		case err == nil && fi.IsDir():
+			m.Remote = true
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("arch: module %s: %w", e.Name(), err)
 		}
 		mods = append(mods, m)
 	}
@@ -130,6 +143,7 @@ allow:
   deepScan: true
 excludeFiles:
   - "^.*_test\\.go$"
+  - "^.*/testdata/.*$"
 
 vendors:
   fx:          { in: [go.uber.org/fx, go.uber.org/fx/**] }
@@ -161,14 +175,26 @@ components:
 		for _, layer := range m.Layers {
 			width = max(width, len(component(m.Name, layer))+1)
 		}
+		if m.Remote {
+			width = max(width, len(component(m.Name, remoteComponent))+1)
+		}
 	}
 	for _, m := range mods {
 		b.WriteString("\n")
 		fmt.Fprintf(&b, "  %-*s { in: %s }\n", width, m.Name+":", m.Dir)
 		for _, layer := range m.Layers {
-			// A layer may have sub-packages; '/**' matching nothing is fine next to a path that matches.
+			// A layer may have sub-packages; '/**' matching nothing is fine next to a path that matches. The
+			// api layer is one package: its only sub-package is the generated remote stubs, a component of
+			// its own.
 			dir := m.Dir + "/" + layer
+			if layer == LayerAPI {
+				fmt.Fprintf(&b, "  %-*s { in: %s }\n", width, component(m.Name, layer)+":", dir)
+				continue
+			}
 			fmt.Fprintf(&b, "  %-*s { in: [%s, %s/**] }\n", width, component(m.Name, layer)+":", dir, dir)
+		}
+		if m.Remote {
+			fmt.Fprintf(&b, "  %-*s { in: %s/%s }\n", width, component(m.Name, remoteComponent)+":", m.Dir, RemoteDir)
 		}
 	}
 
@@ -206,9 +232,16 @@ deps:
 		for _, layer := range m.Layers {
 			root = append(root, component(m.Name, layer))
 		}
+		if m.Remote {
+			root = append(root, component(m.Name, remoteComponent))
+		}
 		root = append(root, otherAPIs...)
 		root = append(root, "platform", "platform-contract", "sqlfs")
 		writeDeps(&b, m.Name, root, moduleRootVendors, false)
+		if m.Remote {
+			// Generated stubs: the module's api over NATS, through platform/rpc.
+			writeDeps(&b, component(m.Name, remoteComponent), append(ownLayers(m, LayerAPI), "platform", "platform-contract"), []string{"nats"}, false)
+		}
 		for _, layer := range m.Layers {
 			var may []string
 			noDeepScan := false
@@ -231,6 +264,9 @@ deps:
 	}
 	return b.Bytes()
 }
+
+// remoteComponent is the suffix of the component holding a module's generated remote stubs.
+const remoteComponent = "remote"
 
 // component names the go-arch-lint component of a module layer.
 func component(module, layer string) string { return module + "-" + layer }

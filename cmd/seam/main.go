@@ -17,7 +17,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("repo", ".", "repository root")
-	root.AddCommand(checkCommand(), graphCommand(), newCommand())
+	root.AddCommand(checkCommand(), genCommand(), graphCommand(), newCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "seam:", err)
 		os.Exit(1)

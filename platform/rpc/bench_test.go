@@ -1,0 +1,91 @@
+package rpc_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/gob"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/seamkit/seam/platform/rpc"
+	"github.com/seamkit/seam/platform/rpc/rpctest"
+)
+
+// benchInvoice has the shape of a typical api result (billingapi.Invoice).
+type benchInvoice struct {
+	ID          string     `json:"id"`
+	UserID      string     `json:"user_id"`
+	AmountMinor int64      `json:"amount_minor"`
+	Currency    string     `json:"currency"`
+	Description string     `json:"description"`
+	Status      string     `json:"status"`
+	CreatedAt   time.Time  `json:"created_at"`
+	PaidAt      *time.Time `json:"paid_at,omitempty"`
+}
+
+type benchResponse struct {
+	Result benchInvoice `json:"result"`
+}
+
+func sampleResponse() benchResponse {
+	now := time.Date(2026, 11, 22, 1, 2, 3, 456, time.UTC)
+	return benchResponse{Result: benchInvoice{ID: "0193a6a4-7f5e-7c1a-9c1e-1b2d3e4f5a6b", UserID: "0193a6a4-7f5e-7c1a-9c1e-000000000001",
+		AmountMinor: 1250, Currency: "EUR", Description: "Pro plan, November", Status: "paid", CreatedAt: now, PaidAt: &now}}
+}
+
+// BenchmarkCodecJSON encodes and decodes one response with encoding/json, the codec Call and Serve use.
+func BenchmarkCodecJSON(b *testing.B) {
+	in := sampleResponse()
+	b.ReportAllocs()
+	for b.Loop() {
+		data, err := json.Marshal(in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var out benchResponse
+		if err := json.Unmarshal(data, &out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCodecGob is the standard library's binary alternative, for comparison; a fresh encoder per
+// message, as each RPC is independent.
+func BenchmarkCodecGob(b *testing.B) {
+	in := sampleResponse()
+	b.ReportAllocs()
+	for b.Loop() {
+		var buf bytes.Buffer
+		if err := gob.NewEncoder(&buf).Encode(in); err != nil {
+			b.Fatal(err)
+		}
+		var out benchResponse
+		if err := gob.NewDecoder(&buf).Decode(&out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCallRoundTrip is one full remote call through an embedded NATS server on loopback.
+func BenchmarkCallRoundTrip(b *testing.B) {
+	conn := rpctest.Connect(b)
+	in := sampleResponse()
+	svc, err := rpc.Serve(conn, rpc.Service{Module: "bench", Logger: discardLogger(),
+		Endpoints: []rpc.Endpoint{{Method: "Get", Handler: rpc.Handle(func(context.Context, *echoReq) (benchResponse, error) {
+			return in, nil
+		})}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = svc.Stop() })
+	subject := rpc.Subject("bench", "Get")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		var out benchResponse
+		if err := rpc.Call(ctx, conn, subject, echoReq{Text: "inv"}, &out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,418 @@
+package rpc_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/seamkit/seam/platform/errs"
+	"github.com/seamkit/seam/platform/identity"
+	"github.com/seamkit/seam/platform/observe"
+	"github.com/seamkit/seam/platform/rpc"
+	"github.com/seamkit/seam/platform/rpc/rpctest"
+)
+
+type echoReq struct {
+	Text string `json:"text"`
+}
+
+type echoResp struct {
+	Text string `json:"text"`
+}
+
+var errThingNotFound = errs.New(errs.NotFound, "test.thing_not_found", "thing not found")
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// serve serves fn as method Echo of module "test" and returns the server's log.
+func serve(t *testing.T, conn *nats.Conn, fn func(ctx context.Context, req *echoReq) (echoResp, error)) *syncBuffer {
+	t.Helper()
+	logs := &syncBuffer{}
+	svc, err := rpc.Serve(conn, rpc.Service{
+		Module:    "test",
+		Logger:    slog.New(slog.NewTextHandler(logs, nil)),
+		Endpoints: []rpc.Endpoint{{Method: "Echo", Handler: rpc.Handle(fn)}},
+	})
+	if err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := svc.Stop(); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return logs
+}
+
+var subject = rpc.Subject("test", "Echo")
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestRoundTripAndMicroDiscovery(t *testing.T) {
+	conn := rpctest.Connect(t)
+	serve(t, conn, func(_ context.Context, req *echoReq) (echoResp, error) {
+		return echoResp{Text: "echo: " + req.Text}, nil
+	})
+	var resp echoResp
+	if err := rpc.Call(context.Background(), conn, subject, echoReq{Text: "hi"}, &resp); err != nil {
+		t.Fatalf("Call: %v", err)
+	}
+	if resp.Text != "echo: hi" {
+		t.Fatalf("resp = %q", resp.Text)
+	}
+	pingSubject, err := micro.ControlSubject(micro.PingVerb, "seam-test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := conn.Request(pingSubject, nil, time.Second)
+	if err != nil {
+		t.Fatalf("micro ping: %v", err)
+	}
+	var ping micro.Ping
+	if err := json.Unmarshal(msg.Data, &ping); err != nil || ping.Name != "seam-test" {
+		t.Fatalf("ping = %s (%v)", msg.Data, err)
+	}
+}
+
+func TestSentinelErrorSurvivesTheWire(t *testing.T) {
+	conn := rpctest.Connect(t)
+	serve(t, conn, func(context.Context, *echoReq) (echoResp, error) {
+		e := errThingNotFound.WithRetryAfter(1500 * time.Millisecond)
+		e.Fields = []errs.FieldError{{Field: "id", Detail: "unknown"}}
+		return echoResp{}, fmt.Errorf("lookup: %w", e)
+	})
+	err := rpc.Call(context.Background(), conn, subject, echoReq{}, &echoResp{})
+	if !errors.Is(err, errThingNotFound) {
+		t.Fatalf("err = %v, want errThingNotFound", err)
+	}
+	e, _ := errs.As(err)
+	if e.Kind != errs.NotFound || e.Message != "thing not found" || e.RetryAfter != 1500*time.Millisecond ||
+		len(e.Fields) != 1 || e.Fields[0].Field != "id" {
+		t.Fatalf("rebuilt error = %+v", e)
+	}
+	if errors.Is(err, errs.ErrValidation) {
+		t.Fatal("rebuilt error matches an unrelated sentinel")
+	}
+}
+
+func TestUnknownErrorIsHidden(t *testing.T) {
+	conn := rpctest.Connect(t)
+	logs := serve(t, conn, func(context.Context, *echoReq) (echoResp, error) {
+		return echoResp{}, errors.New("pq: password authentication failed for user secret_owner")
+	})
+	ctx := observe.WithRequestID(context.Background(), "req-42")
+	err := rpc.Call(ctx, conn, subject, echoReq{}, &echoResp{})
+	var remote *rpc.RemoteError
+	if !errors.As(err, &remote) || !errors.Is(err, rpc.ErrRemote) {
+		t.Fatalf("err = %v, want *RemoteError", err)
+	}
+	if remote.RequestID != "req-42" || strings.Contains(err.Error(), "secret_owner") {
+		t.Fatalf("remote error = %+v (%v)", remote, err)
+	}
+	if e, ok := errs.As(err); !ok || e.Kind != errs.Internal || e.Code != "rpc.remote_error" {
+		t.Fatalf("errs.As = %+v, %v", e, ok)
+	}
+	if l := logs.String(); !strings.Contains(l, "secret_owner") || !strings.Contains(l, "req-42") {
+		t.Fatalf("server log lacks the details: %s", l)
+	}
+}
+
+func TestPanicIsHidden(t *testing.T) {
+	conn := rpctest.Connect(t)
+	logs := serve(t, conn, func(context.Context, *echoReq) (echoResp, error) { panic("boom-detail") })
+	err := rpc.Call(context.Background(), conn, subject, echoReq{}, &echoResp{})
+	if !errors.Is(err, rpc.ErrRemote) || strings.Contains(err.Error(), "boom-detail") {
+		t.Fatalf("err = %v", err)
+	}
+	if !strings.Contains(logs.String(), "boom-detail") {
+		t.Fatalf("server log lacks the panic: %s", logs.String())
+	}
+}
+
+func TestCallerDeadline(t *testing.T) {
+	conn := rpctest.Connect(t)
+	serverDeadline := make(chan time.Time, 1)
+	release := make(chan struct{})
+	serve(t, conn, func(ctx context.Context, _ *echoReq) (echoResp, error) {
+		dl, _ := ctx.Deadline()
+		serverDeadline <- dl
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return echoResp{}, ctx.Err()
+	})
+	t.Cleanup(func() { close(release) }) // runs before the service's Stop, which waits for handlers
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	want, _ := ctx.Deadline()
+	start := time.Now()
+	err := rpc.Call(ctx, conn, subject, echoReq{}, &echoResp{})
+	elapsed := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, rpc.ErrUnavailable) {
+		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
+	}
+	if elapsed > 400*time.Millisecond {
+		t.Fatalf("Call returned after %s, deadline was 150ms", elapsed)
+	}
+	if got := <-serverDeadline; !got.Equal(want) {
+		t.Fatalf("server deadline = %s, want %s", got, want)
+	}
+}
+
+func TestServerReportsContextError(t *testing.T) {
+	conn := rpctest.Connect(t)
+	serve(t, conn, func(context.Context, *echoReq) (echoResp, error) {
+		return echoResp{}, fmt.Errorf("query: %w", context.Canceled)
+	})
+	err := rpc.Call(context.Background(), conn, subject, echoReq{}, &echoResp{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+func TestCallerCancels(t *testing.T) {
+	conn := rpctest.Connect(t)
+	started := make(chan struct{})
+	release := make(chan struct{})
+	serve(t, conn, func(context.Context, *echoReq) (echoResp, error) {
+		close(started)
+		<-release
+		return echoResp{}, nil
+	})
+	t.Cleanup(func() { close(release) }) // runs before the service's Stop, which waits for handlers
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-started
+		cancel()
+	}()
+	err := rpc.Call(ctx, conn, subject, echoReq{}, &echoResp{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+func TestDefaultTimeoutIsUnavailable(t *testing.T) {
+	conn := rpctest.Connect(t)
+	release := make(chan struct{})
+	serve(t, conn, func(context.Context, *echoReq) (echoResp, error) {
+		<-release
+		return echoResp{}, nil
+	})
+	t.Cleanup(func() { close(release) }) // runs before the service's Stop, which waits for handlers
+	start := time.Now()
+	err := rpc.Call(context.Background(), conn, subject, echoReq{}, &echoResp{}, rpc.WithTimeout(100*time.Millisecond))
+	if !errors.Is(err, rpc.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want ErrUnavailable and DeadlineExceeded", err)
+	}
+	if elapsed := time.Since(start); elapsed > 400*time.Millisecond {
+		t.Fatalf("Call returned after %s, timeout was 100ms", elapsed)
+	}
+}
+
+func TestNoServerIsUnavailableFast(t *testing.T) {
+	conn := rpctest.Connect(t)
+	start := time.Now()
+	err := rpc.Call(context.Background(), conn, subject, echoReq{}, &echoResp{})
+	if !errors.Is(err, rpc.ErrUnavailable) || !errors.Is(err, nats.ErrNoResponders) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+	if e, ok := errs.As(err); !ok || e.Kind != errs.Unavailable || e.Code != "rpc.unavailable" {
+		t.Fatalf("errs.As = %+v, %v", e, ok)
+	}
+	if elapsed := time.Since(start); elapsed > 500*time.Millisecond {
+		t.Fatalf("Call took %s without a server", elapsed)
+	}
+}
+
+func TestContextPropagation(t *testing.T) {
+	conn := rpctest.Connect(t)
+	type seen struct {
+		principal   identity.Principal
+		ok          bool
+		requestID   string
+		traceparent string
+	}
+	got := make(chan seen, 1)
+	serve(t, conn, func(ctx context.Context, _ *echoReq) (echoResp, error) {
+		p, ok := identity.From(ctx)
+		got <- seen{p, ok, observe.RequestID(ctx), rpc.Traceparent(ctx)}
+		return echoResp{}, nil
+	})
+	want := identity.Principal{UserID: "u-1", Email: "a@example.com", Role: identity.RoleAdmin}
+	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	ctx := identity.With(observe.WithRequestID(rpc.WithTraceparent(context.Background(), tp), "req-7"), want)
+	if err := rpc.Call(ctx, conn, subject, echoReq{}, &echoResp{}); err != nil {
+		t.Fatalf("Call: %v", err)
+	}
+	s := <-got
+	if !s.ok || s.principal != want || s.requestID != "req-7" || s.traceparent != tp {
+		t.Fatalf("server saw %+v", s)
+	}
+	if err := rpc.Call(context.Background(), conn, subject, echoReq{}, &echoResp{}); err != nil {
+		t.Fatalf("Call: %v", err)
+	}
+	if s := <-got; s.ok || s.requestID != "" || s.traceparent != "" {
+		t.Fatalf("server saw %+v from an empty context", s)
+	}
+}
+
+func TestRetryOnlyIdempotent(t *testing.T) {
+	conn := rpctest.Connect(t)
+	errBusy := errs.New(errs.Unavailable, "test.busy", "busy")
+	var calls atomic.Int32
+	serve(t, conn, func(context.Context, *echoReq) (echoResp, error) {
+		if calls.Add(1)%2 == 1 {
+			return echoResp{}, errBusy
+		}
+		return echoResp{Text: "ok"}, nil
+	})
+	var resp echoResp
+	if err := rpc.Call(context.Background(), conn, subject, echoReq{}, &resp, rpc.Idempotent()); err != nil || resp.Text != "ok" {
+		t.Fatalf("idempotent call = %v, %q", err, resp.Text)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("idempotent call made %d attempts, want 2", n)
+	}
+	calls.Store(0)
+	if err := rpc.Call(context.Background(), conn, subject, echoReq{}, &resp); !errors.Is(err, errBusy) {
+		t.Fatalf("plain call err = %v, want errBusy", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("plain call made %d attempts, want 1", n)
+	}
+}
+
+func TestRetryGivesUpWithoutServer(t *testing.T) {
+	conn := rpctest.Connect(t)
+	start := time.Now()
+	err := rpc.Call(context.Background(), conn, subject, echoReq{}, &echoResp{}, rpc.Idempotent(), rpc.WithRetry(3, 10*time.Millisecond))
+	if !errors.Is(err, rpc.ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+	if elapsed := time.Since(start); elapsed > 500*time.Millisecond {
+		t.Fatalf("3 attempts took %s", elapsed)
+	}
+}
+
+func TestBadRequest(t *testing.T) {
+	conn := rpctest.Connect(t)
+	serve(t, conn, func(context.Context, *echoReq) (echoResp, error) { return echoResp{}, nil })
+	err := rpc.Call(context.Background(), conn, subject, []int{1}, &echoResp{})
+	if !errors.Is(err, rpc.ErrBadRequest) {
+		t.Fatalf("err = %v, want ErrBadRequest", err)
+	}
+}
+
+func TestInstancesShareLoad(t *testing.T) {
+	conn := rpctest.Connect(t)
+	other := rpctest.Dial(t, conn.ConnectedUrl())
+	var a, b atomic.Int32
+	serve(t, conn, func(context.Context, *echoReq) (echoResp, error) { a.Add(1); return echoResp{}, nil })
+	serve(t, other, func(context.Context, *echoReq) (echoResp, error) { b.Add(1); return echoResp{}, nil })
+	for range 40 {
+		if err := rpc.Call(context.Background(), conn, subject, echoReq{}, &echoResp{}); err != nil {
+			t.Fatalf("Call: %v", err)
+		}
+	}
+	if a.Load()+b.Load() != 40 || a.Load() == 0 || b.Load() == 0 {
+		t.Fatalf("instances served %d and %d of 40 calls", a.Load(), b.Load())
+	}
+}
+
+func TestConcurrentRequestsOnOneInstance(t *testing.T) {
+	conn := rpctest.Connect(t)
+	const n = 8
+	var arrived atomic.Int32
+	all := make(chan struct{})
+	serve(t, conn, func(ctx context.Context, _ *echoReq) (echoResp, error) {
+		if arrived.Add(1) == n {
+			close(all)
+		}
+		select {
+		case <-all:
+			return echoResp{}, nil
+		case <-ctx.Done():
+			return echoResp{}, ctx.Err()
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, n)
+	for range n {
+		wg.Go(func() { errc <- rpc.Call(ctx, conn, subject, echoReq{}, &echoResp{}) })
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if err != nil {
+			t.Fatalf("concurrent call: %v (requests were served one at a time?)", err)
+		}
+	}
+}
+
+func TestStopWaitsForRequestsInFlight(t *testing.T) {
+	conn := rpctest.Connect(t)
+	started := make(chan struct{})
+	release := make(chan struct{})
+	svc, err := rpc.Serve(conn, rpc.Service{Module: "test", Logger: discardLogger(),
+		Endpoints: []rpc.Endpoint{{Method: "Echo", Handler: rpc.Handle(func(context.Context, *echoReq) (echoResp, error) {
+			close(started)
+			<-release
+			return echoResp{Text: "done"}, nil
+		})}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callErr := make(chan error, 1)
+	var resp echoResp
+	go func() { callErr <- rpc.Call(context.Background(), conn, subject, echoReq{}, &resp) }()
+	<-started
+	stopped := make(chan error, 1)
+	go func() { stopped <- svc.Stop() }()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) while a request was in flight", err)
+	case err := <-callErr:
+		t.Fatalf("call returned (%v) before its handler finished", err)
+	default:
+	}
+	close(release)
+	if err := <-callErr; err != nil || resp.Text != "done" {
+		t.Fatalf("in-flight call = %v, %q", err, resp.Text)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := rpc.Call(context.Background(), conn, subject, echoReq{}, &resp); !errors.Is(err, rpc.ErrUnavailable) {
+		t.Fatalf("call after Stop: err = %v, want ErrUnavailable", err)
+	}
+}
