@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/seamkit/seam/platform/bus"
 	"github.com/seamkit/seam/platform/config"
 	"github.com/seamkit/seam/platform/db"
+	"github.com/seamkit/seam/platform/failpoint"
 	"github.com/seamkit/seam/platform/httpx"
 	"github.com/seamkit/seam/platform/observe"
 )
@@ -30,8 +32,50 @@ type Module struct {
 // StartTimeout bounds start-up, which on a first run includes creating the local database cluster.
 const StartTimeout = 2 * time.Minute
 
+// BusSecretFile is the file, in the data directory, that keeps the generated secret the modules' NATS
+// passwords derive from (when bus.credentials_secret is not set).
+const BusSecretFile = "bus-secret"
+
+// BusConfig is the bus section with the application's defaults filled in: the generated secret lives in
+// <data_dir>/bus-secret.
+func (c *Config) BusConfig() bus.Config {
+	bc := c.Bus
+	if bc.SecretFile == "" {
+		bc.SecretFile = filepath.Join(c.DataDir, BusSecretFile)
+	}
+	return bc
+}
+
 // New builds the fx application for cfg running modules, logging to logOut.
 func New(cfg *Config, logOut io.Writer, modules ...Module) (*fx.App, *slog.Logger, error) {
+	if err := failpoint.Configure(cfg.Failpoints); err != nil {
+		return nil, nil, fmt.Errorf("config: failpoints: %w", err)
+	}
+	a, logger, err := assemble(cfg, logOut, fx.Options(), modules)
+	if err == nil && failpoint.Enabled() {
+		logger.Warn("failpoints are active: this process will fail on purpose (fault testing only)",
+			slog.String("failpoints", cfg.Failpoints))
+	}
+	return a, logger, err
+}
+
+// Declarations assembles the application for cfg and modules without starting it (no database, bus or
+// listener is touched) and returns what the modules declared of the bus through Publisher and Consume. It is
+// the input of bus.AuthorizationConfig, and being read from the assembled code, it cannot drift from it.
+func Declarations(cfg *Config, modules ...Module) ([]bus.Declaration, error) {
+	var b *bus.Bus
+	if _, _, err := assemble(cfg, io.Discard, fx.Populate(&b), modules); err != nil {
+		return nil, err
+	}
+	decls := b.Declarations()
+	if err := bus.ValidateDeclarations(decls); err != nil {
+		return nil, err
+	}
+	return decls, nil
+}
+
+// assemble builds the fx application for cfg running modules plus extra, logging to logOut.
+func assemble(cfg *Config, logOut io.Writer, extra fx.Option, modules []Module) (*fx.App, *slog.Logger, error) {
 	logger, err := observe.NewLogger(cfg.Log, logOut)
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: %w", err)
@@ -62,7 +106,9 @@ func New(cfg *Config, logOut io.Writer, modules ...Module) (*fx.App, *slog.Logge
 				return d
 			},
 			func(lc fx.Lifecycle) *bus.Bus {
-				b := bus.New(cfg.Bus, logger)
+				// Modules declare their use of the bus (Publisher, Consume) while the graph is built;
+				// Start, in OnStart, runs after that and gives each its own connection.
+				b := bus.New(cfg.BusConfig(), logger)
 				lc.Append(fx.Hook{
 					OnStart: func(ctx context.Context) error {
 						if err := b.Start(ctx); err != nil {
@@ -90,10 +136,13 @@ func New(cfg *Config, logOut io.Writer, modules ...Module) (*fx.App, *slog.Logge
 		fx.Invoke(func(*db.Database, *bus.Bus) {}),
 	)
 	all := append([]fx.Option{kernel}, opts...)
-	all = append(all, httpx.Module)
+	all = append(all, httpx.Module, extra)
 	a := fx.New(all...)
 	if err := a.Err(); err != nil {
 		return nil, logger, fmt.Errorf("assemble application: %w", err)
+	}
+	for _, name := range cfg.unknownEnv() {
+		logger.Warn("environment variable is not a Seam setting; ignored (misspelt?)", slog.String("variable", name))
 	}
 	return a, logger, nil
 }

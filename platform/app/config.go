@@ -16,6 +16,7 @@ import (
 	"github.com/seamkit/seam/platform/bus"
 	"github.com/seamkit/seam/platform/config"
 	"github.com/seamkit/seam/platform/db"
+	"github.com/seamkit/seam/platform/failpoint"
 	"github.com/seamkit/seam/platform/httpx"
 	"github.com/seamkit/seam/platform/observe"
 )
@@ -31,6 +32,9 @@ type Config struct {
 	Database    db.Config            `yaml:"database"`
 	Bus         bus.Config           `yaml:"bus"`
 	Modules     map[string]yaml.Node `yaml:"modules"`
+	// Failpoints makes the process fail at named points, for fault tests only (see platform/failpoint);
+	// empty in production.
+	Failpoints string `yaml:"failpoints"`
 
 	environ  []string
 	knownEnv map[string]bool
@@ -54,6 +58,11 @@ func (c Config) Validate() error {
 	for _, v := range []config.Validator{c.Log, c.HTTP, c.Database, c.Bus} {
 		if err := v.Validate(); err != nil {
 			return err
+		}
+	}
+	if c.Failpoints != "" {
+		if err := failpoint.Validate(c.Failpoints); err != nil {
+			return fmt.Errorf("failpoints: %w", err)
 		}
 	}
 	if c.StopTimeout <= c.HTTP.ShutdownTimeout+c.Bus.DrainTimeout {

@@ -43,27 +43,49 @@ func Storage(name string, migrations fs.FS) fx.Option {
 	)
 }
 
-// Publisher runs the module's outbox relay, which publishes the events the module commits to its stream.
+// Publisher runs the module's outbox relay, which publishes the events the module commits to its stream. It
+// declares the module's use of the bus, so the module connects to NATS as its own user, allowed to publish
+// only its own events.
 func Publisher(name string) fx.Option {
-	return fx.Invoke(func(lc fx.Lifecycle, pool *pgxpool.Pool, b *bus.Bus, logger *slog.Logger) {
+	return fx.Invoke(func(lc fx.Lifecycle, pool *pgxpool.Pool, b *bus.Bus, logger *slog.Logger) error {
+		if err := b.Declare(bus.Declaration{Module: name}); err != nil {
+			return err
+		}
 		var relay *outbox.Relay
 		lc.Append(fx.Hook{
 			OnStart: func(ctx context.Context) error {
-				relay = outbox.NewRelay(pool, b.JetStream(), name, logger, outbox.RelayOptions{})
+				js, err := b.ModuleJetStream(name)
+				if err != nil {
+					return err
+				}
+				relay = outbox.NewRelay(pool, js, name, logger, outbox.RelayOptions{})
 				return relay.Start(ctx)
 			},
 			OnStop: func(ctx context.Context) error { return relay.Stop(ctx) },
 		})
+		return nil
 	})
 }
 
 // Consume runs a durable consumer for the module; its handler applies each event once, in the module's own
-// transaction with the inbox record.
+// transaction with the inbox record. It declares the consumer (stream, durable name, subjects) as the
+// module's use of the bus, so the module's NATS user may read through this consumer and no other; the bus
+// validates the declaration when it starts.
 func Consume(lc fx.Lifecycle, name string, pool *pgxpool.Pool, b *bus.Bus, logger *slog.Logger, sub inbox.Subscription) {
+	declErr := b.Declare(bus.Declaration{Module: name, Consumes: []bus.Consumption{
+		{Stream: sub.Stream, Durable: sub.Name, Subjects: sub.Subjects},
+	}})
 	var c *inbox.Consumer
 	lc.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
-			c = inbox.NewConsumer(pool, b.JetStream(), name, sub, logger)
+			if declErr != nil {
+				return declErr
+			}
+			js, err := b.ModuleJetStream(name)
+			if err != nil {
+				return err
+			}
+			c = inbox.NewConsumer(pool, js, name, sub, logger)
 			return c.Start(ctx)
 		},
 		OnStop: func(ctx context.Context) error { return c.Stop(ctx) },

@@ -1,5 +1,11 @@
 // Package bus connects a Seam process to NATS JetStream, running an embedded server when no external one is
 // configured, and names the per-module streams and subjects events travel on.
+//
+// Each module that uses the bus declares it (Bus.Declare) and gets its own NATS connection, as its own user,
+// whose server-side permissions allow publishing only the module's own events and consuming only through
+// the durable consumers it declared (see Declaration.Permissions); the platform keeps a separate system
+// connection to manage streams. The embedded server is configured with these users; an external server gets
+// the same configuration from AuthorizationConfig.
 package bus
 
 import (
@@ -7,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +24,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Headers every Seam event carries on the bus.
@@ -49,6 +58,15 @@ type Config struct {
 	Replicas int `yaml:"replicas"`
 	// DrainTimeout bounds how long Close waits for in-flight messages; keep it below the stop timeout.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// CredentialsSecret is the secret every NATS user's password derives from (see Password); empty uses
+	// the secret generated into SecretFile.
+	CredentialsSecret string `yaml:"credentials_secret" secret:"true"`
+	// Credentials overrides the user name and password a module (or SystemUser, "seam") connects as, keyed
+	// by module name; a module without an entry uses its name and the derived password.
+	Credentials map[string]Credential `yaml:"credentials"`
+	// SecretFile keeps the generated secret when CredentialsSecret is empty; the application sets it to
+	// <data_dir>/bus-secret. Empty (and no CredentialsSecret) means a secret that lasts as long as the process.
+	SecretFile string `yaml:"-"`
 }
 
 // DefaultPort is the embedded server's port when none is configured.
@@ -104,6 +122,18 @@ func (c Config) Validate() error {
 	if c.DrainTimeout <= 0 {
 		return fmt.Errorf("bus.drain_timeout: must be positive, got %s", c.DrainTimeout)
 	}
+	for _, name := range slices.Sorted(maps.Keys(c.Credentials)) {
+		cred := c.Credentials[name]
+		if name != SystemUser && !moduleName.MatchString(name) {
+			return fmt.Errorf("bus.credentials.%s: not a module name (or %q)", name, SystemUser)
+		}
+		if strings.TrimSpace(cred.User) == "" || strings.ContainsAny(cred.User, " \t\r\n") {
+			return fmt.Errorf("bus.credentials.%s.user: must be non-empty without whitespace", name)
+		}
+		if cred.Password == "" {
+			return fmt.Errorf("bus.credentials.%s.password: must not be empty", name)
+		}
+	}
 	return nil
 }
 
@@ -131,83 +161,180 @@ func validateURL(raw string) error {
 	return nil
 }
 
+// connectTimeout bounds connecting to the server, handshake and authentication included.
+const connectTimeout = 10 * time.Second
+
 // ErrNotStarted is returned by operations that need a connection before Start has succeeded.
 var ErrNotStarted = errors.New("bus: not started")
 
-// Bus is the process's connection to NATS JetStream, and the embedded server when it runs one.
+// ErrUndeclared is returned (wrapped) when a module asks for its connection without having declared its use
+// of the bus before Start.
+var ErrUndeclared = errors.New("bus: module did not declare its use of the bus")
+
+// Bus is the process's connection to NATS JetStream, one connection per declared module, and the embedded
+// server when it runs one.
 type Bus struct {
 	cfg    Config
 	logger *slog.Logger
 
 	mu        sync.Mutex
+	decls     map[string]Declaration
 	srv       *server.Server
-	conn      *nats.Conn
-	js        jetstream.JetStream
+	system    *client
+	modules   map[string]*client
 	clientURL string
-	closed    chan struct{}
 	done      bool
+}
+
+// client is one NATS connection with its JetStream context.
+type client struct {
+	conn   *nats.Conn
+	js     jetstream.JetStream
+	closed chan struct{}
 }
 
 // New prepares a bus for cfg (with defaults applied); Start connects it.
 func New(cfg Config, logger *slog.Logger) *Bus {
-	return &Bus{cfg: cfg, logger: logger}
+	return &Bus{cfg: cfg, logger: logger, decls: map[string]Declaration{}}
 }
 
-// Start prepares a bus for cfg and starts it.
-func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Bus, error) {
+// Start prepares a bus for cfg, declares decls and starts it.
+func Start(ctx context.Context, cfg Config, logger *slog.Logger, decls ...Declaration) (*Bus, error) {
 	b := New(cfg, logger)
+	for _, d := range decls {
+		if err := b.Declare(d); err != nil {
+			return nil, err
+		}
+	}
 	if err := b.Start(ctx); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
 
-// Start runs the embedded server when no URLs are configured, waits until it accepts clients, then
-// connects to the bus.
+// Declare records what module d.Module uses of the bus; Start gives the module a connection with exactly
+// those permissions. Declarations for one module add up. It must be called before Start, which validates
+// them (see ValidateDeclarations).
+func (b *Bus) Declare(d Declaration) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.system != nil || b.done {
+		return fmt.Errorf("bus: declare %s: the bus is already started or closed", d.Module)
+	}
+	have, ok := b.decls[d.Module]
+	if !ok {
+		have = Declaration{Module: d.Module}
+	}
+	b.decls[d.Module] = have.merge(d)
+	return nil
+}
+
+// Declarations returns what the modules declared, ordered by module name; they are not validated.
+func (b *Bus) Declarations() []Declaration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return sortedDeclarations(b.decls)
+}
+
+// Start runs the embedded server when no URLs are configured (with one user per declared module, plus
+// SystemUser), waits until it accepts clients, then connects as SystemUser and as each declared module.
 func (b *Bus) Start(ctx context.Context) error {
 	if err := b.cfg.Validate(); err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.conn != nil || b.done {
+	if b.system != nil || b.done {
 		return errors.New("bus: already started or closed")
+	}
+	decls := sortedDeclarations(b.decls)
+	if err := ValidateDeclarations(decls); err != nil {
+		return err
+	}
+	secret, err := Secret(b.cfg)
+	if err != nil {
+		return err
+	}
+	creds := map[string]Credential{SystemUser: b.cfg.credential(secret, SystemUser)}
+	users := map[string]string{creds[SystemUser].User: SystemUser}
+	for _, d := range decls {
+		cred := b.cfg.credential(secret, d.Module)
+		if other, taken := users[cred.User]; taken {
+			return fmt.Errorf("bus: modules %s and %s would both connect as NATS user %q (see bus.credentials)", other, d.Module, cred.User)
+		}
+		users[cred.User], creds[d.Module] = d.Module, cred
 	}
 	var srv *server.Server
 	clientURL := strings.Join(b.cfg.URLs, ",")
 	if b.cfg.embedded() {
-		var err error
-		if srv, err = b.startServer(ctx); err != nil {
+		if srv, err = b.startServer(ctx, decls, creds); err != nil {
 			return err
 		}
 		clientURL = srv.ClientURL()
 	}
-	closed := make(chan struct{})
-	conn, err := nats.Connect(clientURL, b.connectOptions(closed)...)
+	system, modules, err := b.connectAll(clientURL, decls, creds)
 	if err != nil {
 		if srv != nil {
 			srv.Shutdown()
 			srv.WaitForShutdown()
 		}
-		return fmt.Errorf("bus: connect to %s: %w", clientURL, err)
+		return err
+	}
+	b.srv, b.system, b.modules, b.clientURL = srv, system, modules, clientURL
+	if !system.conn.AuthRequired() {
+		b.logger.Warn("the NATS server does not require authentication: module boundaries on the bus are not enforced; " +
+			"configure its users with bus.AuthorizationConfig")
+	}
+	b.logger.Info("bus connected", slog.String("url", system.conn.ConnectedUrlRedacted()), slog.Bool("embedded", srv != nil),
+		slog.Int("module_connections", len(modules)))
+	return nil
+}
+
+// connectAll connects as SystemUser and as every declared module; on failure it closes what it opened.
+func (b *Bus) connectAll(clientURL string, decls []Declaration, creds map[string]Credential) (*client, map[string]*client, error) {
+	system, err := b.connect(clientURL, "seam", creds[SystemUser], nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bus: %w", err)
+	}
+	modules := map[string]*client{}
+	for _, d := range decls {
+		c, err := b.connect(clientURL, "seam-"+d.Module, creds[d.Module],
+			[]nats.Option{nats.CustomInboxPrefix(InboxPrefix(d.Module)), nats.PermissionErrOnSubscribe(true)})
+		if err != nil {
+			system.conn.Close()
+			for _, m := range modules {
+				m.conn.Close()
+			}
+			return nil, nil, fmt.Errorf("bus: module %s: %w", d.Module, err)
+		}
+		modules[d.Module] = c
+	}
+	return system, modules, nil
+}
+
+// connect opens one named connection as cred, with the bus's reconnect, drain and logging behaviour.
+func (b *Bus) connect(clientURL, name string, cred Credential, extra []nats.Option) (*client, error) {
+	closed := make(chan struct{})
+	opts := append(b.connectOptions(name, closed), nats.UserInfo(cred.User, cred.Password))
+	conn, err := nats.Connect(clientURL, append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s as %s: %w", clientURL, cred.User, err)
 	}
 	js, err := jetstream.New(conn, jetstream.WithPublishAsyncTimeout(30*time.Second))
 	if err != nil {
 		conn.Close()
-		if srv != nil {
-			srv.Shutdown()
-			srv.WaitForShutdown()
-		}
-		return fmt.Errorf("bus: JetStream: %w", err)
+		return nil, fmt.Errorf("JetStream for %s: %w", name, err)
 	}
-	b.srv, b.conn, b.js, b.clientURL, b.closed = srv, conn, js, clientURL, closed
-	b.logger.Info("bus connected", slog.String("url", conn.ConnectedUrlRedacted()), slog.Bool("embedded", srv != nil))
-	return nil
+	return &client{conn: conn, js: js, closed: closed}, nil
 }
 
-func (b *Bus) startServer(ctx context.Context) (*server.Server, error) {
+func (b *Bus) startServer(ctx context.Context, decls []Declaration, creds map[string]Credential) (*server.Server, error) {
 	if strings.TrimSpace(b.cfg.StoreDir) == "" {
 		return nil, errors.New("bus: bus.store_dir: must be set for the embedded server")
+	}
+	users, err := serverUsers(decls, creds)
+	if err != nil {
+		return nil, err
 	}
 	opts := &server.Options{
 		ServerName: "seam",
@@ -217,6 +344,7 @@ func (b *Bus) startServer(ctx context.Context) (*server.Server, error) {
 		StoreDir:   b.cfg.StoreDir,
 		SyncAlways: b.cfg.SyncAlways,
 		NoSigs:     true,
+		Users:      users,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -234,48 +362,123 @@ func (b *Bus) startServer(ctx context.Context) (*server.Server, error) {
 		return nil, fmt.Errorf("bus: embedded server on %s:%d not ready within %s (see the log)", b.cfg.Host, b.cfg.Port, wait)
 	}
 	b.logger.Info("embedded NATS server running", slog.String("url", srv.ClientURL()),
-		slog.String("store_dir", b.cfg.StoreDir), slog.Bool("sync_always", b.cfg.SyncAlways))
+		slog.String("store_dir", b.cfg.StoreDir), slog.Bool("sync_always", b.cfg.SyncAlways), slog.Int("users", len(users)))
 	return srv, nil
 }
 
-func (b *Bus) connectOptions(closed chan struct{}) []nats.Option {
+// serverUsers returns the embedded server's users: SystemUser with full access and each declared module with
+// its Declaration.Permissions. The passwords are kept as cheap bcrypt hashes: they live only in this
+// process's memory, and hashing keeps the server from warning about plaintext passwords.
+func serverUsers(decls []Declaration, creds map[string]Credential) ([]*server.User, error) {
+	hash := func(cred Credential) (string, error) {
+		h, err := bcrypt.GenerateFromPassword([]byte(cred.Password), bcrypt.MinCost)
+		if err != nil {
+			return "", fmt.Errorf("bus: hash the password of %s: %w", cred.User, err)
+		}
+		return string(h), nil
+	}
+	sys, err := hash(creds[SystemUser])
+	if err != nil {
+		return nil, err
+	}
+	users := []*server.User{{Username: creds[SystemUser].User, Password: sys}}
+	for _, d := range decls {
+		cred := creds[d.Module]
+		h, err := hash(cred)
+		if err != nil {
+			return nil, err
+		}
+		p := d.Permissions()
+		users = append(users, &server.User{Username: cred.User, Password: h, Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: p.Publish},
+			Subscribe: &server.SubjectPermission{Allow: p.Subscribe},
+		}})
+	}
+	return users, nil
+}
+
+func (b *Bus) connectOptions(name string, closed chan struct{}) []nats.Option {
+	logger := b.logger.With(slog.String("connection", name))
 	return []nats.Option{
-		nats.Name("seam"),
+		nats.Name(name),
+		// Generous: a server verifying bcrypt password hashes (AuthorizationConfig's) under load answers the
+		// handshake slowly, and connecting happens only at start and on reconnect.
+		nats.Timeout(connectTimeout),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.ReconnectJitter(500*time.Millisecond, 2*time.Second),
 		nats.DrainTimeout(b.cfg.DrainTimeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				b.logger.Warn("bus disconnected", slog.Any("error", err))
+				logger.Warn("bus disconnected", slog.Any("error", err))
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
-			b.logger.Info("bus reconnected", slog.String("url", c.ConnectedUrlRedacted()))
+			logger.Info("bus reconnected", slog.String("url", c.ConnectedUrlRedacted()))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			attrs := []any{slog.Any("error", err)}
 			if sub != nil {
 				attrs = append(attrs, slog.String("subject", sub.Subject))
 			}
-			b.logger.Error("bus error", attrs...)
+			logger.Error("bus error", attrs...)
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 	}
 }
 
-// Conn is the NATS connection, for request/reply and plain subscriptions; nil before Start.
+// Conn is the platform's own (SystemUser) NATS connection; nil before Start. Modules use ModuleConn.
 func (b *Bus) Conn() *nats.Conn {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.conn
+	if b.system == nil {
+		return nil
+	}
+	return b.system.conn
 }
 
-// JetStream is the JetStream context the outbox relays and inbox consumers use; nil before Start.
+// JetStream is the platform's own (SystemUser) JetStream context, for managing streams; nil before Start.
+// Modules' relays and consumers use ModuleJetStream.
 func (b *Bus) JetStream() jetstream.JetStream {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.js
+	if b.system == nil {
+		return nil
+	}
+	return b.system.js
+}
+
+// ModuleConn is module's own NATS connection (named "seam-<module>", replies under InboxPrefix(module)), with
+// only the permissions its declaration grants.
+func (b *Bus) ModuleConn(module string) (*nats.Conn, error) {
+	c, err := b.module(module)
+	if err != nil {
+		return nil, err
+	}
+	return c.conn, nil
+}
+
+// ModuleJetStream is the JetStream context on module's own connection, which its outbox relay publishes and
+// its inbox consumers consume through.
+func (b *Bus) ModuleJetStream(module string) (jetstream.JetStream, error) {
+	c, err := b.module(module)
+	if err != nil {
+		return nil, err
+	}
+	return c.js, nil
+}
+
+func (b *Bus) module(module string) (*client, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.system == nil {
+		return nil, ErrNotStarted
+	}
+	c, ok := b.modules[module]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUndeclared, module)
+	}
+	return c, nil
 }
 
 // ClientURL is the address other processes use to reach this bus: the embedded server's URL, or the
@@ -321,25 +524,30 @@ func (b *Bus) EnsureStream(ctx context.Context, module string) (jetstream.Stream
 	return stream, nil
 }
 
-// Ready reports whether the bus is connected and JetStream answers; it backs /readyz.
+// Ready reports whether every connection is up and JetStream answers; it backs /readyz.
 func (b *Bus) Ready(ctx context.Context) error {
 	b.mu.Lock()
-	conn, js := b.conn, b.js
+	system, modules := b.system, b.modules
 	b.mu.Unlock()
-	if conn == nil {
+	if system == nil {
 		return ErrNotStarted
 	}
-	if status := conn.Status(); status != nats.CONNECTED {
+	if status := system.conn.Status(); status != nats.CONNECTED {
 		return fmt.Errorf("bus: connection is %s", status)
 	}
-	if _, err := js.AccountInfo(ctx); err != nil {
+	for _, name := range slices.Sorted(maps.Keys(modules)) {
+		if status := modules[name].conn.Status(); status != nats.CONNECTED {
+			return fmt.Errorf("bus: connection of module %s is %s", name, status)
+		}
+	}
+	if _, err := system.js.AccountInfo(ctx); err != nil {
 		return fmt.Errorf("bus: JetStream: %w", err)
 	}
 	return nil
 }
 
-// Close drains the connection (bounded by DrainTimeout and ctx), then shuts the embedded server down.
-// It may be called more than once, and before Start.
+// Close drains every connection at once (bounded by DrainTimeout and ctx), then shuts the embedded server
+// down. It may be called more than once, and before Start.
 func (b *Bus) Close(ctx context.Context) error {
 	b.mu.Lock()
 	if b.done {
@@ -347,20 +555,24 @@ func (b *Bus) Close(ctx context.Context) error {
 		return nil
 	}
 	b.done = true
-	conn, srv, closed := b.conn, b.srv, b.closed
+	system, modules, srv := b.system, b.modules, b.srv
 	b.mu.Unlock()
 	var errs []error
-	if conn != nil {
-		if err := conn.Drain(); err != nil {
-			errs = append(errs, fmt.Errorf("bus: drain: %w", err))
-			conn.Close()
+	if system != nil {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		drain := func(c *client, what string) {
+			if err := c.drain(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("bus: %s%w", what, err))
+				mu.Unlock()
+			}
 		}
-		select {
-		case <-closed:
-		case <-ctx.Done():
-			conn.Close()
-			errs = append(errs, fmt.Errorf("bus: drain: %w", ctx.Err()))
+		for name, c := range modules {
+			wg.Go(func() { drain(c, "module "+name+": ") })
 		}
+		wg.Go(func() { drain(system, "") })
+		wg.Wait()
 	}
 	if srv != nil {
 		srv.Shutdown()
@@ -368,6 +580,21 @@ func (b *Bus) Close(ctx context.Context) error {
 		b.logger.Info("embedded NATS server stopped")
 	}
 	return errors.Join(errs...)
+}
+
+// drain drains the connection and waits until it is closed, closing it at once if ctx ends first.
+func (c *client) drain(ctx context.Context) error {
+	if err := c.conn.Drain(); err != nil {
+		c.conn.Close()
+		return fmt.Errorf("drain: %w", err)
+	}
+	select {
+	case <-c.closed:
+		return nil
+	case <-ctx.Done():
+		c.conn.Close()
+		return fmt.Errorf("drain: %w", ctx.Err())
+	}
 }
 
 // serverLogger passes the embedded server's log lines to slog.

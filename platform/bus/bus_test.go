@@ -84,13 +84,17 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func embedded(t *testing.T, dir string) *bus.Bus {
+// testSecret is the credentials secret the tests' buses share.
+const testSecret = "test-secret"
+
+func embedded(t *testing.T, dir string, decls ...bus.Declaration) *bus.Bus {
 	t.Helper()
 	var cfg bus.Config
 	cfg.SetDefaults()
 	cfg.Port = -1
 	cfg.StoreDir = dir
-	b, err := bus.Start(t.Context(), cfg, testLogger(t))
+	cfg.CredentialsSecret = testSecret
+	b, err := bus.Start(t.Context(), cfg, testLogger(t), decls...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,10 +197,11 @@ func TestExternalURLs(t *testing.T) {
 		t.Skip("integration test")
 	}
 	ctx := t.Context()
-	server := embedded(t, t.TempDir())
-	cfg := bus.Config{URLs: []string{server.ClientURL()}}
+	reporting := bus.Declaration{Module: "reporting"}
+	server := embedded(t, t.TempDir(), reporting)
+	cfg := bus.Config{URLs: []string{server.ClientURL()}, CredentialsSecret: testSecret}
 	cfg.SetDefaults()
-	client, err := bus.Start(ctx, cfg, testLogger(t))
+	client, err := bus.Start(ctx, cfg, testLogger(t), reporting)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,6 +217,24 @@ func TestExternalURLs(t *testing.T) {
 	}
 	if _, err := server.JetStream().Stream(ctx, "REPORTING"); err != nil {
 		t.Fatalf("stream made through the client is not on the server: %v", err)
+	}
+	js, err := client.ModuleJetStream("reporting")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, bus.EventSubject("reporting", "x"), nil); err != nil {
+		t.Fatalf("the client's module connection cannot publish its own event: %v", err)
+	}
+
+	wrong := cfg
+	wrong.CredentialsSecret = "another-secret"
+	if _, err := bus.Start(ctx, wrong, testLogger(t)); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("Start with another secret = %v, want an authorization violation", err)
+	}
+	unknown := cfg
+	if _, err := bus.Start(ctx, unknown, testLogger(t), bus.Declaration{Module: "billing"}); !errors.Is(err, nats.ErrAuthorization) ||
+		!strings.Contains(err.Error(), "module billing") {
+		t.Fatalf("Start as a module the server does not know = %v, want an authorization violation naming it", err)
 	}
 }
 

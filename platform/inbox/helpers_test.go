@@ -29,16 +29,16 @@ func newPool(t *testing.T, schemas ...string) *pgxpool.Pool {
 	return pool
 }
 
-// newBus starts an embedded bus on a free port with a temporary store and the given duplicate window,
-// stopped when the test ends.
-func newBus(t *testing.T, dedup time.Duration) *bus.Bus {
+// newBus starts an embedded bus on a free port with a temporary store, the given duplicate window and
+// modules declared, stopped when the test ends.
+func newBus(t *testing.T, dedup time.Duration, decls ...bus.Declaration) *bus.Bus {
 	t.Helper()
 	var cfg bus.Config
 	cfg.SetDefaults()
 	cfg.Port = -1
 	cfg.StoreDir = t.TempDir()
 	cfg.DedupWindow = dedup
-	b, err := bus.Start(t.Context(), cfg, testLogger(t))
+	b, err := bus.Start(t.Context(), cfg, testLogger(t), decls...)
 	if err != nil {
 		t.Fatal(err)
 	}

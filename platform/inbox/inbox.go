@@ -177,6 +177,8 @@ func (c *Consumer) Start(ctx context.Context) error {
 		// The consumer enforces MaxDeliver itself, counting only handler failures.
 		MaxDeliver: -1,
 	}
+	// With one filter, the client names it in the API subject, where the module's NATS permissions pin it
+	// (see bus.Declaration.Permissions).
 	if len(c.sub.Subjects) == 1 {
 		cfg.FilterSubject = c.sub.Subjects[0]
 	} else {

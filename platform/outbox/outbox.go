@@ -28,7 +28,8 @@ type Event struct {
 	// generates one when it is empty.
 	ID string
 	// Subject is where the event is published; it must be one of the module's own subjects
-	// ("<schema>.events.<...>", see bus.EventSubject). Empty means "<schema>.events.<Type>".
+	// ("<schema>.events.<...>", see bus.EventSubject), which is all the module's NATS user may publish
+	// anyway. Empty means "<schema>.events.<Type>".
 	Subject string
 	// Type names the kind of event, e.g. "payment_completed".
 	Type string
