@@ -265,10 +265,10 @@ func TestModule(t *testing.T) {
 		if alice.status != http.StatusCreated {
 			t.Fatalf("signup: %d %s", alice.status, alice.raw)
 		}
-		if diff := cmp.Diff([]string{"created_at", "email", "id", "role"}, keys(alice.body)); diff != "" {
+		if diff := cmp.Diff([]string{"created_at", "email", "id", "plan", "role"}, keys(alice.body)); diff != "" {
 			t.Fatalf("signup body keys (-want +got):\n%s", diff)
 		}
-		if alice.body["email"] != "alice@example.test" || alice.body["role"] != "user" {
+		if alice.body["email"] != "alice@example.test" || alice.body["role"] != "user" || alice.body["plan"] != "free" {
 			t.Fatalf("signup body %s", alice.raw)
 		}
 		if _, err := time.Parse(time.RFC3339Nano, alice.body["created_at"].(string)); err != nil {

@@ -26,13 +26,14 @@ const (
 )
 
 type handlers struct {
-	svc    *billingdomain.Service
-	logger *slog.Logger
+	svc      *billingdomain.Service
+	upgrades *billingdomain.Upgrades
+	logger   *slog.Logger
 }
 
 // newRoutes mounts billing's HTTP API; every route needs a signed-in caller.
-func newRoutes(svc *billingdomain.Service, logger *slog.Logger) httpx.Routes {
-	h := handlers{svc: svc, logger: logger}
+func newRoutes(svc *billingdomain.Service, upgrades *billingdomain.Upgrades, logger *slog.Logger) httpx.Routes {
+	h := handlers{svc: svc, upgrades: upgrades, logger: logger}
 	return httpx.Routes{Prefix: Prefix, Mount: func(r chi.Router) {
 		r.Group(func(r chi.Router) {
 			r.Use(httpx.RequireUser(logger))
@@ -40,6 +41,8 @@ func newRoutes(svc *billingdomain.Service, logger *slog.Logger) httpx.Routes {
 			r.Get("/invoices", httpx.Errors(logger, h.listInvoices))
 			r.Get("/invoices/{id}", httpx.Errors(logger, h.getInvoice))
 			r.Post("/invoices/{id}/pay", httpx.Errors(logger, h.pay))
+			r.Post("/plan-upgrade", httpx.Errors(logger, h.upgradePlan))
+			r.Get("/plan-upgrades/{id}", httpx.Errors(logger, h.getPlanUpgrade))
 		})
 	}}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/seamkit/seam/platform/identity"
 	"github.com/seamkit/seam/platform/migrate"
 	"github.com/seamkit/seam/platform/pgtest"
+	"github.com/seamkit/seam/platform/saga"
 	sqlfs "github.com/seamkit/seam/sql"
 )
 
@@ -78,10 +79,18 @@ func newAPI(t *testing.T) *api {
 		t.Fatal(err)
 	}
 	svc := newService(billingdata.NewRepository(pool), provider, users{}, logger, cfg)
+	runner, err := saga.NewRunner(pool, Name, logger, saga.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	upgrades, err := newUpgrades(runner, billingdata.NewUpgradeStore(pool), provider, users{}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var httpCfg httpx.Config
 	httpCfg.SetDefaults()
 	srv, err := httpx.NewServer(httpx.ServerParams{Config: httpCfg, Logger: logger, Verifier: tokens{},
-		Routes: []httpx.Routes{newRoutes(svc, logger)}})
+		Routes: []httpx.Routes{newRoutes(svc, upgrades, logger)}})
 	if err != nil {
 		t.Fatal(err)
 	}

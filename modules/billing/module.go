@@ -75,6 +75,7 @@ var Module = app.Module{Name: Name, Options: fx.Module(Name,
 		newProvider,
 		newService,
 	),
+	upgrades,
 	fx.Provide(func(s *billingdomain.Service) billingapi.Billing { return s }),
 	fx.Provide(httpx.AsRoutes(newRoutes)),
 )}

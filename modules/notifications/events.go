@@ -30,7 +30,7 @@ func subscriptions(h *handlers) []inbox.Subscription {
 			Name:   Name + "-billing",
 			Stream: bus.StreamName("billing"),
 			Subjects: []string{billingapi.SubjectInvoiceCreated, billingapi.SubjectPaymentCompleted,
-				billingapi.SubjectPaymentFailed},
+				billingapi.SubjectPaymentFailed, billingapi.SubjectPaymentRefunded},
 			Handler: h.handle,
 		},
 	}
@@ -70,6 +70,9 @@ func noticeOf(m inbox.Message) (notificationsdomain.Notice, error) {
 	case billingapi.SubjectPaymentFailed:
 		ev, err := decode[billingapi.PaymentFailed](m)
 		return notificationsdomain.PaymentFailedNotice(m.ID, ev), err
+	case billingapi.SubjectPaymentRefunded:
+		ev, err := decode[billingapi.PaymentRefunded](m)
+		return notificationsdomain.PaymentRefundedNotice(m.ID, ev), err
 	default:
 		return notificationsdomain.Notice{}, fmt.Errorf("notifications: no handler for subject %q", m.Subject)
 	}

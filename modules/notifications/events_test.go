@@ -225,7 +225,7 @@ func TestUnusableEventsFailPermanently(t *testing.T) {
 func TestSubscriptions(t *testing.T) {
 	subs := subscriptions(&handlers{})
 	if len(subs) != 2 || subs[0].Name != "notifications-auth" || subs[0].Stream != "AUTH" ||
-		subs[1].Name != "notifications-billing" || subs[1].Stream != "BILLING" || len(subs[1].Subjects) != 3 {
+		subs[1].Name != "notifications-billing" || subs[1].Stream != "BILLING" || len(subs[1].Subjects) != 4 {
 		t.Fatalf("subscriptions = %+v", subs)
 	}
 	for _, s := range subs {

@@ -16,7 +16,22 @@ type Auth interface {
 	VerifyToken(ctx context.Context, token string) (Identity, error)
 	// GetUser returns a user by id, or ErrUserNotFound.
 	GetUser(ctx context.Context, userID string) (User, error)
+	// GrantPlan puts userID on plan (PlanPro or PlanTeam), once per grantID: a retry with the same grantID,
+	// user and plan succeeds without granting again (billing's plan-upgrade saga passes its saga id).
+	// ErrUserNotFound for an unknown user, ErrInvalidPlan for a plan that cannot be granted, and
+	// ErrGrantConflict when grantID was used for another user or plan.
+	GrantPlan(ctx context.Context, userID, plan, grantID string) error
 }
+
+// Plans an account can be on.
+const (
+	// PlanFree is every account's plan until another is granted.
+	PlanFree = "free"
+	// PlanPro is the paid plan for individuals.
+	PlanPro = "pro"
+	// PlanTeam is the paid plan for teams.
+	PlanTeam = "team"
+)
 
 // Identity is who a verified token speaks for.
 type Identity struct {
@@ -31,6 +46,7 @@ type User struct {
 	ID        string    `json:"id"`
 	Email     string    `json:"email"`
 	Role      string    `json:"role"`
+	Plan      string    `json:"plan"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -46,6 +62,10 @@ var (
 	ErrInvalidCredentials = errs.New(errs.Unauthenticated, "auth.invalid_credentials", "invalid email or password")
 	// ErrTooManyAttempts means the account is temporarily locked after repeated failed logins.
 	ErrTooManyAttempts = errs.New(errs.TooManyRequests, "auth.too_many_attempts", "too many failed logins; try again later")
+	// ErrInvalidPlan means a plan that cannot be granted (not PlanPro or PlanTeam).
+	ErrInvalidPlan = errs.New(errs.Invalid, "auth.invalid_plan", "the plan cannot be granted")
+	// ErrGrantConflict means a grant id was used before for another user or plan.
+	ErrGrantConflict = errs.New(errs.Conflict, "auth.grant_conflict", "the grant id was used for another grant")
 )
 
 // SubjectUserRegistered is the subject of UserRegistered events.

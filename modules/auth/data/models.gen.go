@@ -17,6 +17,13 @@ type LoginAttempt struct {
 	LockedUntil  *time.Time
 }
 
+type PlanGrant struct {
+	GrantID   string
+	UserID    pgtype.UUID
+	Plan      string
+	GrantedAt time.Time
+}
+
 type SigningKey struct {
 	Kid        string
 	PrivateKey []byte
@@ -31,4 +38,5 @@ type User struct {
 	Role         string
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	Plan         string
 }

@@ -319,6 +319,7 @@ func toUser(row User) authdomain.User {
 		Email:        row.Email,
 		PasswordHash: row.PasswordHash,
 		Role:         row.Role,
+		Plan:         row.Plan,
 		CreatedAt:    row.CreatedAt.UTC(),
 		UpdatedAt:    row.UpdatedAt.UTC(),
 	}

@@ -119,7 +119,7 @@ func TestCreateUserWritesUserAndEvent(t *testing.T) {
 		t.Fatalf("CreateUser: %v", err)
 	}
 	want := authdomain.User{ID: nu.ID, Email: nu.Email, PasswordHash: nu.PasswordHash, Role: nu.Role,
-		CreatedAt: testTime, UpdatedAt: testTime}
+		Plan: authapi.PlanFree, CreatedAt: testTime, UpdatedAt: testTime}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("created user (-want +got):\n%s", diff)
 	}

@@ -33,7 +33,7 @@ func (q *Queries) AdvisoryXactLock(ctx context.Context, key int64) error {
 }
 
 const getUserByEmail = `-- name: GetUserByEmail :one
-SELECT id, email, password_hash, role, created_at, updated_at FROM auth.users WHERE email = $1
+SELECT id, email, password_hash, role, created_at, updated_at, plan FROM auth.users WHERE email = $1
 `
 
 func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error) {
@@ -46,12 +46,13 @@ func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error
 		&i.Role,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Plan,
 	)
 	return i, err
 }
 
 const getUserByID = `-- name: GetUserByID :one
-SELECT id, email, password_hash, role, created_at, updated_at FROM auth.users WHERE id = $1
+SELECT id, email, password_hash, role, created_at, updated_at, plan FROM auth.users WHERE id = $1
 `
 
 func (q *Queries) GetUserByID(ctx context.Context, id pgtype.UUID) (User, error) {
@@ -64,6 +65,7 @@ func (q *Queries) GetUserByID(ctx context.Context, id pgtype.UUID) (User, error)
 		&i.Role,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Plan,
 	)
 	return i, err
 }
@@ -71,7 +73,7 @@ func (q *Queries) GetUserByID(ctx context.Context, id pgtype.UUID) (User, error)
 const insertUser = `-- name: InsertUser :one
 INSERT INTO auth.users (id, email, password_hash, role, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $5)
-RETURNING id, email, password_hash, role, created_at, updated_at
+RETURNING id, email, password_hash, role, created_at, updated_at, plan
 `
 
 type InsertUserParams struct {
@@ -98,6 +100,7 @@ func (q *Queries) InsertUser(ctx context.Context, arg InsertUserParams) (User, e
 		&i.Role,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Plan,
 	)
 	return i, err
 }

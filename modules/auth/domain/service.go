@@ -59,6 +59,8 @@ type User struct {
 	PasswordHash string
 	// Role is identity.RoleUser or identity.RoleAdmin.
 	Role string
+	// Plan is authapi.PlanFree, PlanPro or PlanTeam.
+	Plan string
 	// CreatedAt is when the account was made.
 	CreatedAt time.Time
 	// UpdatedAt is when the account last changed.
@@ -67,7 +69,7 @@ type User struct {
 
 // API returns the account as other modules see it, without its password hash.
 func (u User) API() authapi.User {
-	return authapi.User{ID: u.ID, Email: u.Email, Role: u.Role, CreatedAt: u.CreatedAt}
+	return authapi.User{ID: u.ID, Email: u.Email, Role: u.Role, Plan: u.Plan, CreatedAt: u.CreatedAt}
 }
 
 // Repository is the storage the Service needs; the data layer implements it on PostgreSQL.
@@ -99,6 +101,10 @@ type Repository interface {
 	// EnsureSigningKey stores candidate when no key is active (serialised against every concurrent caller,
 	// so all of them end up with the same key), then returns every signing key not retired, newest first.
 	EnsureSigningKey(ctx context.Context, candidate SigningKey) ([]SigningKey, error)
+	// GrantPlan records g and puts its user on its plan, in one transaction, unless a grant with g.GrantID
+	// exists: then it changes nothing and returns nil when that grant is for the same user and plan,
+	// authapi.ErrGrantConflict otherwise. authapi.ErrUserNotFound when the user does not exist.
+	GrantPlan(ctx context.Context, g PlanGrant) error
 }
 
 // Options configures a Service. Issuer, Audience and TokenTTL are required; the rest have defaults.

@@ -31,6 +31,8 @@ type fakeRepo struct {
 	failUpdates bool
 	// vanished makes UpdateLoginAttempts act as if the account had just been deleted.
 	vanished bool
+	// grants are the plan grants by grant id.
+	grants map[string]authdomain.PlanGrant
 }
 
 var _ authdomain.Repository = (*fakeRepo)(nil)

@@ -23,6 +23,8 @@ const (
 	StatusOpen = "open"
 	// StatusPaid is a settled invoice.
 	StatusPaid = "paid"
+	// StatusRefunded is a paid invoice whose payment was refunded.
+	StatusRefunded = "refunded"
 )
 
 // Invoice is a bill for one user, in integer minor units of an ISO 4217 currency.
@@ -68,6 +70,8 @@ const (
 	PaymentStatusSucceeded = "succeeded"
 	// PaymentStatusFailed is a charge the provider declined; its invoice stays open.
 	PaymentStatusFailed = "failed"
+	// PaymentStatusRefunded is a succeeded charge that was refunded; its invoice is refunded too.
+	PaymentStatusRefunded = "refunded"
 )
 
 // Payment is one charge attempt against an invoice that the provider answered, approved or declined.
@@ -81,6 +85,9 @@ type Payment struct {
 	ProviderRef string    `json:"provider_ref"`
 	DeclineCode string    `json:"decline_code,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
+	// RefundRef is the provider's reference of the refund, once refunded.
+	RefundRef  string     `json:"refund_ref,omitempty"`
+	RefundedAt *time.Time `json:"refunded_at,omitempty"`
 }
 
 // Subjects and event types billing publishes.
@@ -97,6 +104,10 @@ const (
 	SubjectPaymentFailed = "billing.events.payment_failed"
 	// EventPaymentFailed is the event type of PaymentFailed.
 	EventPaymentFailed = "payment_failed"
+	// SubjectPaymentRefunded is the subject of PaymentRefunded events.
+	SubjectPaymentRefunded = "billing.events.payment_refunded"
+	// EventPaymentRefunded is the event type of PaymentRefunded.
+	EventPaymentRefunded = "payment_refunded"
 )
 
 // InvoiceCreated is published when an invoice is created.
@@ -131,4 +142,18 @@ type PaymentFailed struct {
 	Currency    string    `json:"currency"`
 	DeclineCode string    `json:"decline_code"`
 	FailedAt    time.Time `json:"failed_at"`
+}
+
+// PaymentRefunded is published when a payment is refunded (e.g. a plan upgrade whose plan could not be
+// granted).
+type PaymentRefunded struct {
+	PaymentID   string    `json:"payment_id"`
+	InvoiceID   string    `json:"invoice_id"`
+	UserID      string    `json:"user_id"`
+	Email       string    `json:"email"`
+	AmountMinor int64     `json:"amount_minor"`
+	Currency    string    `json:"currency"`
+	RefundRef   string    `json:"refund_ref"`
+	Reason      string    `json:"reason"`
+	RefundedAt  time.Time `json:"refunded_at"`
 }

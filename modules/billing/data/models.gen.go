@@ -41,4 +41,6 @@ type Payment struct {
 	ProviderRef string
 	DeclineCode pgtype.Text
 	CreatedAt   pgtype.Timestamptz
+	RefundRef   pgtype.Text
+	RefundedAt  pgtype.Timestamptz
 }

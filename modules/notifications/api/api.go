@@ -33,6 +33,8 @@ const (
 	TemplatePaymentReceived = "payment_received"
 	// TemplatePaymentFailed tells a user a payment was declined.
 	TemplatePaymentFailed = "payment_failed"
+	// TemplatePaymentRefunded tells a user a payment was refunded.
+	TemplatePaymentRefunded = "payment_refunded"
 )
 
 // Delivery statuses of a notification.

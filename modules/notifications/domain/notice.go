@@ -59,6 +59,14 @@ func PaymentFailedNotice(eventID string, ev billingapi.PaymentFailed) Notice {
 			Amount: money(ev.AmountMinor, ev.Currency), DeclineCode: ev.DeclineCode}}
 }
 
+// PaymentRefundedNotice tells a user a payment was refunded (e.g. a plan upgrade that could not be
+// completed).
+func PaymentRefundedNotice(eventID string, ev billingapi.PaymentRefunded) Notice {
+	return Notice{EventID: eventID, UserID: ev.UserID, Email: ev.Email, Template: notificationsapi.TemplatePaymentRefunded,
+		OccurredAt: ev.RefundedAt, data: templateData{Email: ev.Email, InvoiceID: ev.InvoiceID,
+			Amount: money(ev.AmountMinor, ev.Currency), RefundRef: ev.RefundRef}}
+}
+
 // maxEmailLength is the longest address kept (RFC 5321 allows 64 + 1 + 255 octets).
 const maxEmailLength = 320
 

@@ -19,6 +19,7 @@ var templateNames = []string{
 	notificationsapi.TemplateInvoiceCreated,
 	notificationsapi.TemplatePaymentReceived,
 	notificationsapi.TemplatePaymentFailed,
+	notificationsapi.TemplatePaymentRefunded,
 }
 
 // templateData is what a template may refer to; fields an event does not carry are empty.
@@ -28,6 +29,7 @@ type templateData struct {
 	Amount      string
 	Description string
 	DeclineCode string
+	RefundRef   string
 }
 
 // templateSet renders the embedded message templates.

@@ -22,6 +22,8 @@ const Module = "auth"
 const (
 	// SubjectGetUser is the NATS subject of Auth.GetUser.
 	SubjectGetUser = "seam.rpc.auth.GetUser"
+	// SubjectGrantPlan is the NATS subject of Auth.GrantPlan.
+	SubjectGrantPlan = "seam.rpc.auth.GrantPlan"
 	// SubjectVerifyToken is the NATS subject of Auth.VerifyToken.
 	SubjectVerifyToken = "seam.rpc.auth.VerifyToken"
 )
@@ -35,6 +37,16 @@ type GetUserRequest struct {
 type GetUserResponse struct {
 	Result authapi.User `json:"result"`
 }
+
+// GrantPlanRequest carries the arguments of Auth.GrantPlan.
+type GrantPlanRequest struct {
+	UserID  string `json:"user_id"`
+	Plan    string `json:"plan"`
+	GrantID string `json:"grant_id"`
+}
+
+// GrantPlanResponse carries the result of Auth.GrantPlan.
+type GrantPlanResponse struct{}
 
 // VerifyTokenRequest carries the arguments of Auth.VerifyToken.
 type VerifyTokenRequest struct {
@@ -67,6 +79,11 @@ func (c *authClient) GetUser(ctx context.Context, userID string) (authapi.User, 
 	return resp.Result, err
 }
 
+// GrantPlan calls Auth.GrantPlan remotely.
+func (c *authClient) GrantPlan(ctx context.Context, userID string, plan string, grantID string) error {
+	return rpc.Call(ctx, c.conn, SubjectGrantPlan, &GrantPlanRequest{UserID: userID, Plan: plan, GrantID: grantID}, &GrantPlanResponse{}, c.opts...)
+}
+
 // VerifyToken calls Auth.VerifyToken remotely.
 func (c *authClient) VerifyToken(ctx context.Context, token string) (authapi.Identity, error) {
 	var resp VerifyTokenResponse
@@ -88,6 +105,12 @@ func ServeAuth(conn *nats.Conn, impl authapi.Auth, logger *slog.Logger) (micro.S
 					return nil, err
 				}
 				return &GetUserResponse{Result: result}, nil
+			})},
+			{Method: "GrantPlan", Handler: rpc.Handle(func(ctx context.Context, req *GrantPlanRequest) (*GrantPlanResponse, error) {
+				if err := impl.GrantPlan(ctx, req.UserID, req.Plan, req.GrantID); err != nil {
+					return nil, err
+				}
+				return &GrantPlanResponse{}, nil
 			})},
 			{Method: "VerifyToken", Handler: rpc.Handle(func(ctx context.Context, req *VerifyTokenRequest) (*VerifyTokenResponse, error) {
 				result, err := impl.VerifyToken(ctx, req.Token)

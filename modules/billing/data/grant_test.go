@@ -1,0 +1,6 @@
+package billingdata_test
+
+import "context"
+
+// GrantPlan accepts every grant.
+func (fakeAuth) GrantPlan(context.Context, string, string, string) error { return nil }
