@@ -21,6 +21,8 @@ import (
 	"text/template"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/seamkit/seam/arch/stubgen"
 )
 
 // scaffoldFS holds the templates of a new module: modules/NAME/... and sql/NAME/... (NAME stands for the
@@ -94,6 +96,18 @@ func NewModule(ctx context.Context, root, name string, generate GenerateFunc) (r
 	for _, file := range slices.Sorted(maps.Keys(edits)) {
 		if err := w.write(file, edits[file]); err != nil {
 			return res, err
+		}
+	}
+	// The new api's remote stubs, before the lint config: their directory adds a component.
+	stubs, err := stubgen.Generate(root)
+	if err != nil {
+		return res, fmt.Errorf("arch: remote stubs of module %s: %w", name, err)
+	}
+	for _, file := range slices.Sorted(maps.Keys(stubs)) {
+		if strings.HasPrefix(file, ModulesDir+"/"+name+"/") {
+			if err := w.write(file, stubs[file]); err != nil {
+				return res, err
+			}
 		}
 	}
 	mods, err := LoadModules(root)
