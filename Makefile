@@ -17,7 +17,7 @@ GOLANGCI_LINT := $(GO) tool -modfile=tools/go.mod golangci-lint
 GOVULNCHECK := $(GO) tool -modfile=tools/go.mod govulncheck
 GO_ARCH_LINT := $(GO) tool -modfile=tools/archlint/go.mod go-arch-lint
 
-.PHONY: help run build test test-short bench lint lint-fmt lint-vet lint-golangci lint-seam \
+.PHONY: help run build test test-short soak bench lint lint-fmt lint-vet lint-golangci lint-seam \
 	generate pg tools vuln clean
 
 help: ## List the targets
@@ -36,6 +36,13 @@ test: pg lint ## Lint, then run every test with -race (unit, real PostgreSQL and
 
 test-short: ## Run the fast tests only (go test -short: no PostgreSQL, no end-to-end)
 	$(GO) test -short ./...
+
+# The fault tests (test/fault, docs/reliability.md) with their load sizes multiplied by SOAK (default 10):
+# more payments killed mid-way, a longer SIGTERM drain, thousands more events across NATS restarts.
+SOAK ?= 10
+soak: pg ## Run the fault tests (kills, restarts, failpoints) at SOAK times their CI size (default 10)
+	mkdir -p $(BIN)
+	SEAM_SOAK=$(SOAK) $(GO) test -count=1 -v -timeout 60m -run . ./test/fault/ 2>&1 | tee $(BIN)/soak.log | grep -E '^(---|ok|FAIL|PASS)|fault [0-9]'
 
 bench: ## Run the benchmarks
 	$(GO) test -run='^$$' -bench=. -benchmem ./...

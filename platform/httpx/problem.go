@@ -6,11 +6,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/seamkit/seam/platform/errs"
 	"github.com/seamkit/seam/platform/observe"
@@ -35,6 +40,9 @@ var (
 	ErrUnauthenticated = errs.New(errs.Unauthenticated, "auth.unauthenticated", "a valid bearer token is required")
 	// ErrForbidden is returned when the caller lacks the role a route needs.
 	ErrForbidden = errs.New(errs.Forbidden, "auth.forbidden", "you are not allowed to do this")
+	// ErrUnavailable is what a client sees when a dependency (the database, the bus) cannot be reached: the
+	// request did not complete and may be retried later.
+	ErrUnavailable = errs.New(errs.Unavailable, "unavailable", "a service this request needs is unavailable; try again later")
 	// ErrInternal is what a client sees for any unexpected failure.
 	ErrInternal = errs.New(errs.Internal, "internal", "an internal error occurred; quote the request id when reporting it")
 )
@@ -91,11 +99,34 @@ func classify(err error) *errs.Error {
 		return ErrBodyTooLarge
 	case errors.Is(err, context.DeadlineExceeded):
 		return errs.New(errs.Unavailable, "timeout", "the request took too long; try again")
+	case unreachable(err):
+		return ErrUnavailable
 	}
 	if e, ok := errs.As(err); ok && e.Kind != errs.Internal {
 		return e
 	}
 	return ErrInternal
+}
+
+// unreachable reports whether err says a dependency could not be reached (a failed connect, a dropped
+// connection, a server shutting down) rather than that the request itself failed.
+func unreachable(err error) bool {
+	var (
+		connectErr *pgconn.ConnectError
+		netErr     net.Error
+		pgErr      *pgconn.PgError
+	)
+	switch {
+	case errors.As(err, &connectErr), errors.As(err, &netErr), pgconn.SafeToRetry(err):
+		return true
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return true
+	case errors.As(err, &pgErr):
+		// Class 08 is a connection exception; 57P01-57P03 are admin shutdown, crash shutdown and "cannot
+		// connect now" (the server is starting or stopping).
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	return false
 }
 
 // RenderProblem returns the status and problem+json body err maps to for request r, without writing them

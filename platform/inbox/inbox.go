@@ -3,7 +3,8 @@
 //
 // A handler error rolls the transaction back and the event is redelivered after Subscription.Backoff, up to
 // Subscription.MaxDeliver times; after that, or at once for an error wrapped with Permanent, the event is
-// terminated and logged as an error. While the database is unreachable an event is retried in place,
+// stored in the module's dead-letter table (<schema>.dead_letters) with its error and then terminated, while
+// later events keep flowing. An operator retries (Consumer.Retry) or discards (DiscardDeadLetter) it. While the database is unreachable an event is retried in place,
 // keeping its delivery alive, so an outage does not use up deliveries. A message without a UUID in its
 // Nats-Msg-Id header is terminated and logged.
 package inbox
@@ -25,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/seamkit/seam/platform/bus"
+	"github.com/seamkit/seam/platform/failpoint"
 )
 
 // Message is one event as a handler sees it.
@@ -67,8 +69,8 @@ type Subscription struct {
 	Subjects []string
 	// Handler applies each event.
 	Handler Handler
-	// MaxDeliver is how many deliveries of an event may end in a handler error before the event is given
-	// up on and logged as an error (default 10); -1 retries forever. Only a handler error gives up: an event
+	// MaxDeliver is how many deliveries of an event may end in a handler error before the event is moved
+	// to the dead-letter store (default 10); -1 retries forever. Only a handler error gives up: an event
 	// whose delivery times out (e.g. the process died) is always delivered again, and a database outage is
 	// waited out without using up deliveries.
 	MaxDeliver int
@@ -264,6 +266,11 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 	applied, err := c.apply(c.ctx, m, logger, msg)
 	switch {
 	case err == nil:
+		// Fault tests crash here: the effect is committed, the event not yet acknowledged.
+		if err := failpoint.Inject("inbox.after_commit"); err != nil {
+			logger.Warn("event left unacknowledged", slog.Any("error", err))
+			return
+		}
 		ackCtx, cancel := context.WithTimeout(c.ctx, ackTimeout)
 		defer cancel()
 		if err := msg.DoubleAck(ackCtx); err != nil {
@@ -276,17 +283,8 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 		}
 	case c.ctx.Err() != nil:
 		logger.Info("consumer stopping; event left for redelivery")
-	case errors.Is(err, ErrPermanent):
-		logger.Error("event handler failed permanently; giving up on the event", slog.Any("error", err))
-		if err := msg.TermWithReason("handler failed permanently"); err != nil {
-			logger.Warn("terminate message", slog.Any("error", err))
-		}
-	case c.sub.MaxDeliver > 0 && meta.NumDelivered >= uint64(c.sub.MaxDeliver):
-		logger.Error("event handler failed; giving up on the event", slog.Any("error", err),
-			slog.Uint64("deliveries", meta.NumDelivered))
-		if err := msg.TermWithReason(fmt.Sprintf("handler failed %d times", meta.NumDelivered)); err != nil {
-			logger.Warn("terminate message", slog.Any("error", err))
-		}
+	case errors.Is(err, ErrPermanent), c.sub.MaxDeliver > 0 && meta.NumDelivered >= uint64(c.sub.MaxDeliver):
+		c.giveUp(m, msg, int(meta.NumDelivered), err, logger)
 	default:
 		delay := c.sub.Backoff[min(int(meta.NumDelivered), len(c.sub.Backoff))-1]
 		logger.Warn("event handler failed; will retry", slog.Any("error", err),
@@ -379,7 +377,28 @@ func (c *Consumer) runHandler(ctx context.Context, tx pgx.Tx, m Message, logger 
 			err = fmt.Errorf("handler panicked: %v", p)
 		}
 	}()
+	if err := failpoint.Inject("inbox." + c.sub.Name + ".handle"); err != nil {
+		return err
+	}
 	return c.sub.Handler(ctx, tx, m)
+}
+
+// giveUp moves an event whose handler failed for good to the dead-letter store, then terminates it; if the
+// dead letter cannot be stored, the event is delivered again later instead, so it is never lost.
+func (c *Consumer) giveUp(m Message, msg jetstream.Msg, deliveries int, cause error, logger *slog.Logger) {
+	if err := c.deadLetter(c.ctx, m, cause, deliveries); err != nil {
+		logger.Error("event handler failed and the dead letter could not be stored; will retry",
+			slog.Any("error", cause), slog.Any("store_error", err))
+		if err := msg.NakWithDelay(c.sub.Backoff[len(c.sub.Backoff)-1]); err != nil {
+			logger.Warn("negative acknowledge (the event will be redelivered after the ack wait)", slog.Any("error", err))
+		}
+		return
+	}
+	logger.Error("event handler failed; event moved to the dead-letter store", slog.Any("error", cause),
+		slog.Int("deliveries", deliveries), slog.Bool("permanent", errors.Is(cause, ErrPermanent)))
+	if err := msg.TermWithReason(fmt.Sprintf("dead-lettered after %d deliveries", deliveries)); err != nil {
+		logger.Warn("terminate message", slog.Any("error", err))
+	}
 }
 
 // ping checks the database still answers, to tell a broken connection from a failing handler.

@@ -1,5 +1,5 @@
-// Package observe sets up structured logging: JSON log/slog output that carries the module name and the
-// request id of the call being served.
+// Package observe sets up structured logging (JSON log/slog output that carries the module name and the
+// request id of the call being served) and the Prometheus metrics served at /metrics.
 package observe
 
 import (

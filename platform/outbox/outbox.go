@@ -3,10 +3,11 @@
 //
 // Delivery is at least once into the stream and exactly once within the stream's duplicate window (the
 // event id is the Nats-Msg-Id). The relay selects unsent rows (sent_at IS NULL) rather than rows after a
-// high-water mark, so a transaction that commits after a later one is still relayed; FOR UPDATE SKIP LOCKED
-// lets several relays share one outbox. Events are published in outbox order by one relay, but several
-// relays, or a retry after a failed batch, may interleave them: consumers must not rely on strict order
-// across events. Published rows are deleted after RelayOptions.Retention.
+// high-water mark, so a transaction that commits after a later one is still relayed (after the events that
+// committed before it). Several relays on one outbox take turns on an advisory lock, so the events of
+// committed transactions reach the stream in outbox (seq) order and an aggregate's events keep their order,
+// with one exception: when a publish fails in the middle of a batch while later ones in it succeed, the
+// failed event is stored after them on retry. Published rows are deleted after RelayOptions.Retention.
 package outbox
 
 import (

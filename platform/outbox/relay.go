@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/seamkit/seam/platform/bus"
+	"github.com/seamkit/seam/platform/failpoint"
 )
 
 // RelayOptions tune a Relay; zero values take the defaults.
@@ -27,6 +29,15 @@ type RelayOptions struct {
 	// Retention is how long published events stay in the outbox table before they are deleted (default
 	// 7 days); negative keeps them forever.
 	Retention time.Duration
+	// Backlog, when set, is told the outbox's backlog (unsent events, age of the oldest) about every
+	// PollInterval, for metrics.
+	Backlog BacklogObserver
+}
+
+// BacklogObserver receives a relay's backlog measurements (observe.Metrics is one).
+type BacklogObserver interface {
+	// ObserveOutbox records that schema's outbox holds pending unsent events, the oldest committed oldest ago.
+	ObserveOutbox(schema string, pending int64, oldest time.Duration)
 }
 
 func (o *RelayOptions) setDefaults() {
@@ -53,7 +64,8 @@ const (
 
 // Relay publishes the events committed to one schema's outbox to JetStream, oldest first, each exactly once
 // into the stream (JetStream drops re-publishes by event id). Several relays on one schema, in one process or
-// many, share the work safely.
+// many, are safe together: they take turns on an advisory lock, so one publishes at a time, in outbox order,
+// while the others stand by.
 type Relay struct {
 	pool    *pgxpool.Pool
 	js      jetstream.JetStream
@@ -62,6 +74,7 @@ type Relay struct {
 	opts    RelayOptions
 	table   string
 	channel string
+	lockKey int64
 
 	mu      sync.Mutex
 	started bool
@@ -82,9 +95,17 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, schema string, logger 
 		opts:    o,
 		table:   pgx.Identifier{schema, "outbox"}.Sanitize(),
 		channel: Channel(schema),
+		lockKey: lockKey(schema),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+}
+
+// lockKey is the advisory lock the relays of schema's outbox take turns on.
+func lockKey(schema string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("seam.outbox.relay:" + schema))
+	return int64(h.Sum64()) //nolint:gosec // any 64 bits will do for a lock key
 }
 
 // Start checks the outbox table is reachable, then relays in the background until Stop: on every
@@ -140,7 +161,7 @@ func (r *Relay) Stop(ctx context.Context) error {
 // run is the relay loop: relay everything pending, then wait for a notification, the poll interval or Stop.
 func (r *Relay) run(ctx context.Context, wake <-chan struct{}) {
 	backoff := time.Duration(0)
-	var lastCleanup time.Time
+	var lastCleanup, lastObserved time.Time
 	for {
 		err := r.relayPending(ctx)
 		if err == nil && r.opts.Retention > 0 && time.Since(lastCleanup) >= cleanupEvery {
@@ -148,6 +169,10 @@ func (r *Relay) run(ctx context.Context, wake <-chan struct{}) {
 			if err == nil {
 				lastCleanup = time.Now()
 			}
+		}
+		if r.opts.Backlog != nil && time.Since(lastObserved) >= r.opts.PollInterval {
+			lastObserved = time.Now()
+			r.observeBacklog(ctx)
 		}
 		wait, woken := r.opts.PollInterval, wake
 		if err != nil {
@@ -176,6 +201,20 @@ func (r *Relay) run(ctx context.Context, wake <-chan struct{}) {
 		case <-timer.C:
 		}
 	}
+}
+
+// observeBacklog measures the unsent events and reports them to the BacklogObserver; a failed measurement
+// leaves the last one standing.
+func (r *Relay) observeBacklog(ctx context.Context) {
+	var pending int64
+	var oldest float64
+	err := r.pool.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
+FROM `+r.table+` WHERE sent_at IS NULL`).Scan(&pending, &oldest)
+	if err != nil {
+		r.logger.Debug("outbox relay: measure backlog", slog.Any("error", err))
+		return
+	}
+	r.opts.Backlog.ObserveOutbox(r.schema, pending, time.Duration(max(oldest, 0)*float64(time.Second)))
 }
 
 // relayPending relays batches until one comes back short.
@@ -210,6 +249,15 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	// One relay per outbox publishes at a time, so events go out in outbox order whatever the number of
+	// relays; the others stand by until the lock is free (it ends with the transaction).
+	var active bool
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, r.lockKey).Scan(&active); err != nil {
+		return 0, fmt.Errorf("take the relay lock: %w", err)
+	}
+	if !active {
+		return 0, tx.Commit(ctx)
+	}
 	rows, err := tx.Query(ctx, `SELECT seq, id::text, subject, event_type, aggregate_key, payload, headers, created_at
 FROM `+r.table+` WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, r.opts.BatchSize)
 	if err != nil {
@@ -228,6 +276,10 @@ FROM `+r.table+` WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOC
 	}
 	sent, pubErr := r.publish(ctx, batch)
 	if len(sent) > 0 {
+		// Fault tests crash here: the stream holds the events, the outbox still has them unsent.
+		if err := failpoint.Inject("outbox.after_publish"); err != nil {
+			return 0, err
+		}
 		if _, err := tx.Exec(ctx, `UPDATE `+r.table+` SET sent_at = now() WHERE seq = ANY($1)`, sent); err != nil {
 			return 0, fmt.Errorf("mark events sent: %w", err)
 		}
@@ -261,7 +313,11 @@ func (r *Relay) publish(ctx context.Context, batch []row) ([]int64, error) {
 	for i, f := range futures {
 		select {
 		case <-f.Ok():
-			sent = append(sent, batch[i].seq)
+			// Only the events before the first failure count as sent: a later one is published again
+			// (and dropped by the stream as a duplicate) rather than marked sent ahead of an earlier one.
+			if firstErr == nil {
+				sent = append(sent, batch[i].seq)
+			}
 		case err := <-f.Err():
 			if firstErr == nil {
 				firstErr = fmt.Errorf("publish event %s on %s: %w", batch[i].id, batch[i].subject, err)

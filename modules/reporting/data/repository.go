@@ -35,6 +35,16 @@ func InTx(tx pgx.Tx) *Repository {
 	return &Repository{q: New(tx)}
 }
 
+// Reset empties the read model inside tx, before it is rebuilt from the events (a replay).
+func Reset(ctx context.Context, tx pgx.Tx) error {
+	for _, table := range []string{"signups_daily", "invoices_daily", "revenue_daily", "failed_payments_daily"} {
+		if _, err := tx.Exec(ctx, `DELETE FROM `+pgx.Identifier{"reporting", table}.Sanitize()); err != nil {
+			return fmt.Errorf("reset %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
 // AddSignup counts one registration on day.
 func (r *Repository) AddSignup(ctx context.Context, day time.Time) error {
 	if err := r.q.AddSignup(ctx, day); err != nil {
