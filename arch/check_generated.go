@@ -45,10 +45,10 @@ type StaleFile struct {
 }
 
 // DefaultGenerators are the generators of a Seam repository: the remote stubs of the api interfaces, the
-// go-arch-lint configuration (which depends on which stubs exist), sqlc's query code, and the module graph
-// documentation.
+// go-arch-lint configuration (which depends on which stubs exist), sqlc's query code, the module graph
+// documentation and the extracted modules' binaries (cmd/<module>/main.go, see `seam extract`).
 func DefaultGenerators() []Generator {
-	return []Generator{StubsGenerator(), ArchLintGenerator(), SQLCGenerator(), GraphDocsGenerator()}
+	return []Generator{StubsGenerator(), ArchLintGenerator(), SQLCGenerator(), GraphDocsGenerator(), ExtractGenerator()}
 }
 
 // StubsGenerator keeps the remote client and server stubs of every module's api interface current (see

@@ -105,7 +105,7 @@ func LoadModules(root string) ([]Module, error) {
 // module gets it without configuration: a domain may use pure libraries (ids, crypto, tokens) but no
 // infrastructure (SQL drivers, routers, fx, NATS); data may use pgx; the module root wires everything.
 var (
-	platformVendors   = []string{"fx", "chi", "pgx", "goose", "nats", "nats-server", "jwt", "xcrypto", "uuid", "yaml"}
+	platformVendors   = []string{"fx", "chi", "pgx", "goose", "nats", "nats-server", "jwt", "xcrypto", "uuid", "yaml", "prometheus"}
 	moduleRootVendors = []string{"fx", "chi", "pgx", "uuid"}
 	layerVendors      = map[string][]string{
 		LayerAPI:    nil,
@@ -152,6 +152,7 @@ vendors:
   goose:       { in: [github.com/pressly/goose/v3, github.com/pressly/goose/v3/**] }
   nats:        { in: [github.com/nats-io/nats.go, github.com/nats-io/nats.go/**] }
   nats-server: { in: [github.com/nats-io/nats-server/v2, github.com/nats-io/nats-server/v2/**] }
+  prometheus:  { in: [github.com/prometheus/client_golang, github.com/prometheus/client_golang/**] }
   jwt:         { in: [github.com/golang-jwt/jwt/v5, github.com/golang-jwt/jwt/v5/**] }
   xcrypto:     { in: [golang.org/x/crypto, golang.org/x/crypto/**] }
   uuid:        { in: github.com/google/uuid }

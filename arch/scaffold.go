@@ -55,8 +55,9 @@ type GenerateFunc func(ctx context.Context, root string) error
 
 // NewModule scaffolds module name in the repository at root: modules/<name>/{module.go, http.go, api,
 // domain, data} and sql/<name>/{schema.sql, migrations, queries}; it adds the module's sqlc.yaml entry,
-// registers it in cmd/monolith/main.go, regenerates .go-arch-lint.yml, runs generate for the sqlc code
-// and regenerates the module-graph docs. A name ValidateModuleName refuses writes nothing; a later
+// registers it in cmd/monolith/main.go, regenerates .go-arch-lint.yml and the extracted binaries
+// (cmd/<module>/main.go, which reach every module), runs generate for the sqlc code and regenerates the
+// module-graph docs. A name ValidateModuleName refuses writes nothing; a later
 // failure restores every file it had written.
 func NewModule(ctx context.Context, root, name string, generate GenerateFunc) (res ScaffoldResult, err error) {
 	if err := ValidateModuleName(root, name); err != nil {
@@ -116,6 +117,19 @@ func NewModule(ctx context.Context, root, name string, generate GenerateFunc) (r
 	}
 	if err := w.write(ArchLintFile, ArchLintConfig(mods)); err != nil {
 		return res, err
+	}
+	extracted, err := extractedModules(root, mods)
+	if err != nil {
+		return res, err
+	}
+	for _, m := range extracted {
+		src, err := ExtractedMain(root, mods, m.Name)
+		if err != nil {
+			return res, err
+		}
+		if err := w.write(ExtractedMainPath(m.Name), src); err != nil {
+			return res, err
+		}
 	}
 	if generate != nil {
 		if err := generate(ctx, root); err != nil {

@@ -236,9 +236,13 @@ func render(ap *apiPackage, svc *service) ([]byte, error) {
 		}
 	}
 	w("// %s calls a %s served by Serve%s, possibly in another process.\n", client, iface, svc.name)
-	w("type %s struct {\n\tconn *nats.Conn\n\topts []rpc.CallOption\n\tidempotentOpts []rpc.CallOption\n}\n\n", client)
+	w("type %s struct {\n\tconn func() *nats.Conn\n\topts []rpc.CallOption\n\tidempotentOpts []rpc.CallOption\n}\n\n", client)
 	w("// New%sClient returns a %s whose calls go over conn to Serve%s;\n// opts apply to every call.\n", svc.name, iface, svc.name)
 	w("func New%sClient(conn *nats.Conn, opts ...rpc.CallOption) %s {\n", svc.name, iface)
+	w("\treturn New%sClientFunc(func() *nats.Conn { return conn }, opts...)\n}\n\n", svc.name)
+	w("// New%sClientFunc returns a %s whose calls go over the connection conn returns at\n", svc.name, iface)
+	w("// each call, for a process that connects to the bus after building its clients; opts apply to every call.\n")
+	w("func New%sClientFunc(conn func() *nats.Conn, opts ...rpc.CallOption) %s {\n", svc.name, iface)
 	w("\topts = opts[:len(opts):len(opts)]\n")
 	w("\treturn &%s{conn: conn, opts: opts, idempotentOpts: append(opts, rpc.Idempotent())}\n}\n\n", client)
 	for _, m := range svc.methods {
@@ -256,12 +260,12 @@ func render(ap *apiPackage, svc *service) ([]byte, error) {
 		w("// %s calls %s.%s remotely.\n", m.name, svc.name, m.name)
 		if m.result == nil {
 			w("func (c *%s) %s(%s) error {\n", client, m.name, strings.Join(params, ", "))
-			w("\treturn rpc.Call(ctx, c.conn, Subject%s, %s, &%sResponse{}, %s...)\n}\n\n", m.name, req, m.name, opts)
+			w("\treturn rpc.Call(ctx, c.conn(), Subject%s, %s, &%sResponse{}, %s...)\n}\n\n", m.name, req, m.name, opts)
 			continue
 		}
 		w("func (c *%s) %s(%s) (%s, error) {\n", client, m.name, strings.Join(params, ", "), types.TypeString(m.result, q))
 		w("\tvar resp %sResponse\n", m.name)
-		w("\terr := rpc.Call(ctx, c.conn, Subject%s, %s, &resp, %s...)\n", m.name, req, opts)
+		w("\terr := rpc.Call(ctx, c.conn(), Subject%s, %s, &resp, %s...)\n", m.name, req, opts)
 		w("\treturn resp.Result, err\n}\n\n")
 	}
 	w("// Serve%s serves impl on conn as the NATS micro service %q, one endpoint per method on\n", svc.name, "seam-"+ap.module)

@@ -1,5 +1,5 @@
 // Command seam is the developer CLI of a Seam repository: it checks module boundaries, draws the module
-// graph and scaffolds new modules. Run it from the repository root (`go run ./cmd/seam <command>`).
+// graph, scaffolds new modules and extracts modules into their own binaries. Run it from the repository root (`go run ./cmd/seam <command>`).
 package main
 
 import (
@@ -17,7 +17,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("repo", ".", "repository root")
-	root.AddCommand(checkCommand(), genCommand(), graphCommand(), newCommand())
+	root.AddCommand(checkCommand(), dlqCommand(), extractCommand(), genCommand(), graphCommand(), newCommand(), replayCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "seam:", err)
 		os.Exit(1)

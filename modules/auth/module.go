@@ -17,6 +17,7 @@ import (
 	"go.uber.org/fx"
 
 	authapi "github.com/seamkit/seam/modules/auth/api"
+	authremote "github.com/seamkit/seam/modules/auth/api/remote"
 	authdata "github.com/seamkit/seam/modules/auth/data"
 	authdomain "github.com/seamkit/seam/modules/auth/domain"
 	"github.com/seamkit/seam/platform/app"
@@ -127,7 +128,8 @@ var Module = app.Module{Name: Name, Options: fx.Module(Name,
 		fx.Annotate(NewTokenVerifier, fx.As(new(httpx.TokenVerifier))),
 	),
 	fx.Provide(httpx.AsRoutes(newRoutes)),
-)}
+), Remote: app.RemoteAPI(authremote.NewAuthClientFunc, authremote.ServeAuth,
+	fx.Provide(fx.Annotate(NewTokenVerifier, fx.As(new(httpx.TokenVerifier)))))}
 
 // serviceParams is what newService needs from the application.
 type serviceParams struct {

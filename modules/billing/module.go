@@ -11,6 +11,7 @@ import (
 
 	authapi "github.com/seamkit/seam/modules/auth/api"
 	billingapi "github.com/seamkit/seam/modules/billing/api"
+	billingremote "github.com/seamkit/seam/modules/billing/api/remote"
 	billingdata "github.com/seamkit/seam/modules/billing/data"
 	billingdomain "github.com/seamkit/seam/modules/billing/domain"
 	"github.com/seamkit/seam/platform/app"
@@ -78,7 +79,7 @@ var Module = app.Module{Name: Name, Options: fx.Module(Name,
 	upgrades,
 	fx.Provide(func(s *billingdomain.Service) billingapi.Billing { return s }),
 	fx.Provide(httpx.AsRoutes(newRoutes)),
-)}
+), Remote: app.RemoteAPI(billingremote.NewBillingClientFunc, billingremote.ServeBilling)}
 
 // newProvider returns the configured payment provider.
 func newProvider(cfg Config) (billingdomain.PaymentProvider, error) {

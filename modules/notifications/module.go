@@ -16,6 +16,7 @@ import (
 	"go.uber.org/fx"
 
 	notificationsapi "github.com/seamkit/seam/modules/notifications/api"
+	notificationsremote "github.com/seamkit/seam/modules/notifications/api/remote"
 	notificationsdata "github.com/seamkit/seam/modules/notifications/data"
 	notificationsdomain "github.com/seamkit/seam/modules/notifications/domain"
 	"github.com/seamkit/seam/platform/app"
@@ -35,15 +36,16 @@ var Module = app.Module{Name: Name, Options: fx.Module(Name,
 		fx.Annotate(notificationsdata.NewRepository, fx.As(new(notificationsdomain.Reader))),
 		newSender,
 		notificationsdomain.NewService,
-		func(s *notificationsdomain.Service) notificationsapi.Notifications { return s },
 	),
+	fx.Provide(func(s *notificationsdomain.Service) notificationsapi.Notifications { return s }),
 	fx.Provide(httpx.AsRoutes(newRoutes)),
 	fx.Invoke(consume),
-)}
+), Remote: app.RemoteAPI(notificationsremote.NewNotificationsClientFunc, notificationsremote.ServeNotifications)}
 
 // consume starts the module's durable consumers.
-func consume(lc fx.Lifecycle, pool *pgxpool.Pool, b *bus.Bus, logger *slog.Logger, svc *notificationsdomain.Service) {
+func consume(lc fx.Lifecycle, consumers *app.Consumers, pool *pgxpool.Pool, b *bus.Bus, logger *slog.Logger,
+	svc *notificationsdomain.Service) {
 	for _, sub := range subscriptions(&handlers{svc: svc}) {
-		app.Consume(lc, Name, pool, b, logger, sub)
+		app.Consume(lc, consumers, Name, pool, b, logger, sub)
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 // newRoutes mounts the module's HTTP API at /api/reports; every route is for admins only.
 func newRoutes(reports reportingapi.Reports, logger *slog.Logger) httpx.Routes {
-	return httpx.Routes{Prefix: "/api/reports", Mount: func(r chi.Router) {
+	return httpx.Routes{Prefix: RoutePrefix, Mount: func(r chi.Router) {
 		r.With(httpx.RequireRole(identity.RoleAdmin, logger)).Get("/summary", httpx.Errors(logger, summaryHandler(reports)))
 	}}
 }

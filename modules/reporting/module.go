@@ -11,6 +11,7 @@ import (
 	"go.uber.org/fx"
 
 	reportingapi "github.com/seamkit/seam/modules/reporting/api"
+	reportingremote "github.com/seamkit/seam/modules/reporting/api/remote"
 	reportingdata "github.com/seamkit/seam/modules/reporting/data"
 	reportingdomain "github.com/seamkit/seam/modules/reporting/domain"
 	"github.com/seamkit/seam/platform/app"
@@ -32,15 +33,19 @@ var Module = app.Module{Name: Name, Options: fx.Module(Name,
 	app.Storage(Name, sqlfs.Migrations(Name)),
 	fx.Provide(fx.Private,
 		fx.Annotate(reportingdata.NewRepository, fx.As(new(reportingdomain.Reader))),
-		fx.Annotate(reportingdomain.NewService, fx.As(new(reportingapi.Reports))),
 	),
+	fx.Provide(fx.Annotate(reportingdomain.NewService, fx.As(new(reportingapi.Reports)))),
 	fx.Provide(httpx.AsRoutes(newRoutes)),
+	app.ReadModel(Name, reportingdata.Reset),
 	fx.Invoke(consume),
-)}
+), Remote: app.RemoteAPI(reportingremote.NewReportsClientFunc, reportingremote.ServeReports), HTTPPrefix: RoutePrefix}
+
+// RoutePrefix is where the module's HTTP routes live (the reports, not the module, name the resource).
+const RoutePrefix = "/api/reports"
 
 // consume starts the module's durable consumers.
-func consume(lc fx.Lifecycle, pool *pgxpool.Pool, b *bus.Bus, logger *slog.Logger) {
+func consume(lc fx.Lifecycle, consumers *app.Consumers, pool *pgxpool.Pool, b *bus.Bus, logger *slog.Logger) {
 	for _, sub := range subscriptions() {
-		app.Consume(lc, Name, pool, b, logger, sub)
+		app.Consume(lc, consumers, Name, pool, b, logger, sub)
 	}
 }

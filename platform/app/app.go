@@ -27,6 +27,12 @@ import (
 type Module struct {
 	Name    string
 	Options fx.Option
+	// Remote reaches the module when it runs in another process (modules.<name>.mode: remote) and serves
+	// its api to other processes when it runs in this one; see RemoteAPI.
+	Remote Remote
+	// HTTPPrefix is where the module mounts its HTTP routes, which a gateway forwards when the module runs
+	// remote; empty means "/api/<name>".
+	HTTPPrefix string
 }
 
 // StartTimeout bounds start-up, which on a first run includes creating the local database cluster.
@@ -59,12 +65,13 @@ func New(cfg *Config, logOut io.Writer, modules ...Module) (*fx.App, *slog.Logge
 	return a, logger, err
 }
 
-// Declarations assembles the application for cfg and modules without starting it (no database, bus or
-// listener is touched) and returns what the modules declared of the bus through Publisher and Consume. It is
-// the input of bus.AuthorizationConfig, and being read from the assembled code, it cannot drift from it.
+// Declarations assembles the application for cfg and modules, every module local whatever its configured
+// mode, without starting it (no database, bus or listener is touched) and returns what the modules declared of
+// the bus through Publisher, Consume and their api servers. It is the input of bus.AuthorizationConfig, and
+// being read from the assembled code, it cannot drift from it.
 func Declarations(cfg *Config, modules ...Module) ([]bus.Declaration, error) {
 	var b *bus.Bus
-	if _, _, err := assemble(cfg, io.Discard, fx.Populate(&b), modules); err != nil {
+	if _, _, err := assemble(cfg.allLocal(modules), io.Discard, fx.Populate(&b), modules); err != nil {
 		return nil, err
 	}
 	decls := b.Declarations()
@@ -81,12 +88,18 @@ func assemble(cfg *Config, logOut io.Writer, extra fx.Option, modules []Module) 
 		return nil, nil, fmt.Errorf("config: %w", err)
 	}
 	names := make([]string, len(modules))
-	opts := make([]fx.Option, 0, len(modules)+4)
 	for i, m := range modules {
 		names[i] = m.Name
-		opts = append(opts, m.Options)
 	}
 	if err := cfg.checkModules(names); err != nil {
+		return nil, nil, err
+	}
+	opts, remote, err := cfg.moduleOptions(modules)
+	if err != nil {
+		return nil, nil, err
+	}
+	elsewhere, err := cfg.elsewhereDeclarations(modules, remote)
+	if err != nil {
 		return nil, nil, err
 	}
 	logger.Info("configuration", slog.Any("config", config.Redacted(cfg)))
@@ -100,15 +113,21 @@ func assemble(cfg *Config, logOut io.Writer, extra fx.Option, modules []Module) 
 		fx.StopTimeout(cfg.StopTimeout),
 		fx.Supply(cfg, logger, cfg.HTTP),
 		fx.Provide(
+			observe.NewMetrics,
 			func(lc fx.Lifecycle) *db.Database {
 				d := db.New(cfg.Database, cfg.DataDir, logger)
 				lc.Append(fx.Hook{OnStart: d.Start, OnStop: d.Stop})
 				return d
 			},
-			func(lc fx.Lifecycle) *bus.Bus {
+			func(lc fx.Lifecycle) (*bus.Bus, error) {
 				// Modules declare their use of the bus (Publisher, Consume) while the graph is built;
 				// Start, in OnStart, runs after that and gives each its own connection.
 				b := bus.New(cfg.BusConfig(), logger)
+				for _, d := range elsewhere {
+					if err := b.DeclareElsewhere(d); err != nil {
+						return nil, err
+					}
+				}
 				lc.Append(fx.Hook{
 					OnStart: func(ctx context.Context) error {
 						if err := b.Start(ctx); err != nil {
@@ -123,8 +142,10 @@ func assemble(cfg *Config, logOut io.Writer, extra fx.Option, modules []Module) 
 					},
 					OnStop: b.Close,
 				})
-				return b
+				return b, nil
 			},
+			NewConsumers,
+			httpx.AsRoutes(adminRoutes),
 			httpx.AsReadinessCheck(func(d *db.Database) httpx.ReadinessCheck {
 				return httpx.ReadinessCheck{Name: "database", Check: d.Ping}
 			}),

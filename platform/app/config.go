@@ -31,6 +31,7 @@ type Config struct {
 	HTTP        httpx.Config         `yaml:"http"`
 	Database    db.Config            `yaml:"database"`
 	Bus         bus.Config           `yaml:"bus"`
+	Inbox       InboxConfig          `yaml:"inbox"`
 	Modules     map[string]yaml.Node `yaml:"modules"`
 	// Failpoints makes the process fail at named points, for fault tests only (see platform/failpoint);
 	// empty in production.
@@ -38,6 +39,8 @@ type Config struct {
 
 	environ  []string
 	knownEnv map[string]bool
+	// forcedModes overrides modules' modes (RunExtracted).
+	forcedModes map[string]Mode
 }
 
 // SetDefaults fills unset fields.
@@ -55,7 +58,7 @@ func (c Config) Validate() error {
 	if strings.TrimSpace(c.DataDir) == "" {
 		return errors.New("data_dir: must not be empty")
 	}
-	for _, v := range []config.Validator{c.Log, c.HTTP, c.Database, c.Bus} {
+	for _, v := range []config.Validator{c.Log, c.HTTP, c.Database, c.Bus, c.Inbox} {
 		if err := v.Validate(); err != nil {
 			return err
 		}

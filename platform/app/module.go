@@ -47,7 +47,7 @@ func Storage(name string, migrations fs.FS) fx.Option {
 // declares the module's use of the bus, so the module connects to NATS as its own user, allowed to publish
 // only its own events.
 func Publisher(name string) fx.Option {
-	return fx.Invoke(func(lc fx.Lifecycle, pool *pgxpool.Pool, b *bus.Bus, logger *slog.Logger) error {
+	return fx.Invoke(func(lc fx.Lifecycle, pool *pgxpool.Pool, b *bus.Bus, logger *slog.Logger, metrics *observe.Metrics) error {
 		if err := b.Declare(bus.Declaration{Module: name}); err != nil {
 			return err
 		}
@@ -58,7 +58,7 @@ func Publisher(name string) fx.Option {
 				if err != nil {
 					return err
 				}
-				relay = outbox.NewRelay(pool, js, name, logger, outbox.RelayOptions{})
+				relay = outbox.NewRelay(pool, js, name, logger, outbox.RelayOptions{Backlog: metrics})
 				return relay.Start(ctx)
 			},
 			OnStop: func(ctx context.Context) error { return relay.Stop(ctx) },
@@ -70,12 +70,13 @@ func Publisher(name string) fx.Option {
 // Consume runs a durable consumer for the module; its handler applies each event once, in the module's own
 // transaction with the inbox record. It declares the consumer (stream, durable name, subjects) as the
 // module's use of the bus, so the module's NATS user may read through this consumer and no other; the bus
-// validates the declaration when it starts.
-func Consume(lc fx.Lifecycle, name string, pool *pgxpool.Pool, b *bus.Bus, logger *slog.Logger, sub inbox.Subscription) {
+// validates the declaration when it starts. It registers the consumer in consumers, so the admin API can
+// re-drive its dead letters and replay it; the inbox section of the configuration may override its retries.
+func Consume(lc fx.Lifecycle, consumers *Consumers, name string, pool *pgxpool.Pool, b *bus.Bus, logger *slog.Logger, sub inbox.Subscription) {
 	declErr := b.Declare(bus.Declaration{Module: name, Consumes: []bus.Consumption{
 		{Stream: sub.Stream, Durable: sub.Name, Subjects: sub.Subjects},
 	}})
-	var c *inbox.Consumer
+	entry := consumers.add(name, pool, sub, logger)
 	lc.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
 			if declErr != nil {
@@ -85,9 +86,8 @@ func Consume(lc fx.Lifecycle, name string, pool *pgxpool.Pool, b *bus.Bus, logge
 			if err != nil {
 				return err
 			}
-			c = inbox.NewConsumer(pool, js, name, sub, logger)
-			return c.Start(ctx)
+			return entry.start(ctx, js)
 		},
-		OnStop: func(ctx context.Context) error { return c.Stop(ctx) },
+		OnStop: entry.stop,
 	})
 }

@@ -179,6 +179,7 @@ type Bus struct {
 
 	mu        sync.Mutex
 	decls     map[string]Declaration
+	elsewhere map[string]Declaration
 	srv       *server.Server
 	system    *client
 	modules   map[string]*client
@@ -229,6 +230,26 @@ func (b *Bus) Declare(d Declaration) error {
 	return nil
 }
 
+// DeclareElsewhere records what module d.Module, running in another process, uses of the bus: the embedded
+// server (when this process runs it) then lets that process connect as the module, with the module's
+// permissions; this process does not connect as it. It must be called before Start.
+func (b *Bus) DeclareElsewhere(d Declaration) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.system != nil || b.done {
+		return fmt.Errorf("bus: declare %s: the bus is already started or closed", d.Module)
+	}
+	if b.elsewhere == nil {
+		b.elsewhere = map[string]Declaration{}
+	}
+	have, ok := b.elsewhere[d.Module]
+	if !ok {
+		have = Declaration{Module: d.Module}
+	}
+	b.elsewhere[d.Module] = have.merge(d)
+	return nil
+}
+
 // Declarations returns what the modules declared, ordered by module name; they are not validated.
 func (b *Bus) Declarations() []Declaration {
 	b.mu.Lock()
@@ -248,7 +269,8 @@ func (b *Bus) Start(ctx context.Context) error {
 		return errors.New("bus: already started or closed")
 	}
 	decls := sortedDeclarations(b.decls)
-	if err := ValidateDeclarations(decls); err != nil {
+	elsewhere := sortedDeclarations(b.elsewhere)
+	if err := ValidateDeclarations(append(slices.Clone(decls), elsewhere...)); err != nil {
 		return err
 	}
 	secret, err := Secret(b.cfg)
@@ -257,7 +279,7 @@ func (b *Bus) Start(ctx context.Context) error {
 	}
 	creds := map[string]Credential{SystemUser: b.cfg.credential(secret, SystemUser)}
 	users := map[string]string{creds[SystemUser].User: SystemUser}
-	for _, d := range decls {
+	for _, d := range append(slices.Clone(decls), elsewhere...) {
 		cred := b.cfg.credential(secret, d.Module)
 		if other, taken := users[cred.User]; taken {
 			return fmt.Errorf("bus: modules %s and %s would both connect as NATS user %q (see bus.credentials)", other, d.Module, cred.User)
@@ -267,7 +289,7 @@ func (b *Bus) Start(ctx context.Context) error {
 	var srv *server.Server
 	clientURL := strings.Join(b.cfg.URLs, ",")
 	if b.cfg.embedded() {
-		if srv, err = b.startServer(ctx, decls, creds); err != nil {
+		if srv, err = b.startServer(ctx, append(slices.Clone(decls), elsewhere...), creds); err != nil {
 			return err
 		}
 		clientURL = srv.ClientURL()
@@ -389,13 +411,21 @@ func serverUsers(decls []Declaration, creds map[string]Credential) ([]*server.Us
 			return nil, err
 		}
 		p := d.Permissions()
-		users = append(users, &server.User{Username: cred.User, Password: h, Permissions: &server.Permissions{
+		perms := &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: p.Publish},
 			Subscribe: &server.SubjectPermission{Allow: p.Subscribe},
-		}})
+		}
+		if p.AllowResponses {
+			perms.Response = &server.ResponsePermission{MaxMsgs: 1, Expires: responseWindow}
+		}
+		users = append(users, &server.User{Username: cred.User, Password: h, Permissions: perms})
 	}
 	return users, nil
 }
+
+// responseWindow is how long after a request its receiver may reply to it (one reply); it exceeds any call's
+// deadline.
+const responseWindow = 5 * time.Minute
 
 func (b *Bus) connectOptions(name string, closed chan struct{}) []nats.Option {
 	logger := b.logger.With(slog.String("connection", name))

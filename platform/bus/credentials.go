@@ -149,6 +149,9 @@ func AuthorizationConfig(decls []Declaration, secret string) (string, error) {
 		b.WriteString("      permissions: {\n")
 		fmt.Fprintf(&b, "        publish: {allow: %s}\n", quoteList(p.Publish, "        "))
 		fmt.Fprintf(&b, "        subscribe: {allow: %s}\n", quoteList(p.Subscribe, "        "))
+		if p.AllowResponses {
+			fmt.Fprintf(&b, "        allow_responses: {max: 1, expires: %q}\n", responseWindow.String())
+		}
 		b.WriteString("      }\n    }\n")
 	}
 	b.WriteString("  ]\n}\n")

@@ -37,18 +37,35 @@ const SystemUser = "seam"
 // acknowledgements, API responses, pulled messages) only on "<prefix>.>".
 func InboxPrefix(module string) string { return "_INBOX_" + module }
 
+// RPCSubjects is the subject filter of module's api endpoints (seam.rpc.<module>.<Method>), which the
+// module's own connection serves when the module runs in the process.
+func RPCSubjects(module string) string { return "seam.rpc." + module + ".>" }
+
+// HTTPSubject is the subject a gateway forwards module's HTTP requests (those under /api/<module>) to; the
+// processes running the module serve it in a queue group, so each request reaches one of them.
+func HTTPSubject(module string) string { return "seam.http." + module }
+
+// ServiceDiscoverySubjects is the filter of the NATS micro discovery subjects ($SRV.PING, .INFO, .STATS),
+// which a module serving its api answers.
+const ServiceDiscoverySubjects = "$SRV.>"
+
 // Permissions is what one NATS user may publish to and subscribe to; nothing else is allowed.
 type Permissions struct {
 	// Publish lists the subjects (with wildcards) the user may publish to.
 	Publish []string
 	// Subscribe lists the subjects (with wildcards) the user may subscribe to.
 	Subscribe []string
+	// AllowResponses lets the user reply to the requests it receives (api calls, forwarded HTTP requests),
+	// whatever their reply subject.
+	AllowResponses bool
 }
 
 // Permissions returns the module's NATS permissions: publish on its own event subjects and to the exact
 // JetStream API subjects its declared consumers need (info about its own stream; create, info and pull of
-// each declared consumer; acknowledgements of that consumer's messages), and subscribe to its own inbox
-// prefix only. A consumer with one filter subject may be created with that filter only (the client puts it in
+// each declared consumer; acknowledgements of that consumer's messages); subscribe to its own inbox prefix,
+// its api endpoints (RPCSubjects), its HTTP subject (HTTPSubject) and the micro discovery subjects; and reply
+// to the requests it receives. Calling another module's api or gateway goes through the platform's
+// (SystemUser) connection, not the module's. A consumer with one filter subject may be created with that filter only (the client puts it in
 // the API subject); one with several filters carries them in the request body, which the server's
 // permissions cannot inspect, so there the filters are the declaration's promise, not the server's check.
 func (d Declaration) Permissions() Permissions {
@@ -65,7 +82,12 @@ func (d Declaration) Permissions() Permissions {
 			"$JS.ACK."+c.Stream+"."+c.Durable+".>",
 		)
 	}
-	return Permissions{Publish: pub, Subscribe: []string{InboxPrefix(d.Module) + ".>"}}
+	return Permissions{
+		Publish: pub,
+		Subscribe: []string{InboxPrefix(d.Module) + ".>", RPCSubjects(d.Module), HTTPSubject(d.Module),
+			ServiceDiscoverySubjects},
+		AllowResponses: true,
+	}
 }
 
 // Validate checks one declaration: the module's name, and for each consumer its stream (one of a module's

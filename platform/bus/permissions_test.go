@@ -50,7 +50,8 @@ func TestPermissions(t *testing.T) {
 			"$JS.API.CONSUMER.MSG.NEXT.AUTH.notifications-auth",
 			"$JS.ACK.AUTH.notifications-auth.>",
 		},
-		Subscribe: []string{"_INBOX_notifications.>"},
+		Subscribe:      []string{"_INBOX_notifications.>", "seam.rpc.notifications.>", "seam.http.notifications", "$SRV.>"},
+		AllowResponses: true,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("Permissions (-want +got):\n%s", diff)

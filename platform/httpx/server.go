@@ -16,6 +16,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/seamkit/seam/platform/errs"
+	"github.com/seamkit/seam/platform/observe"
 )
 
 // Config is the http section of the configuration.
@@ -106,6 +107,8 @@ type ServerParams struct {
 	Verifier TokenVerifier    `optional:"true"`
 	Routes   []Routes         `group:"routes"`
 	Checks   []ReadinessCheck `group:"readiness"`
+	// Metrics, when given, is served at /metrics in the Prometheus text format.
+	Metrics *observe.Metrics `optional:"true"`
 }
 
 // Server is the process's HTTP server.
@@ -135,6 +138,9 @@ func NewServer(p ServerParams) (*Server, error) {
 		_ = WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", readyHandler(p.Checks, p.Logger))
+	if p.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", p.Metrics.Handler())
+	}
 	seen := map[string]bool{}
 	routes := append([]Routes(nil), p.Routes...)
 	sort.Slice(routes, func(i, j int) bool { return routes[i].Prefix < routes[j].Prefix })

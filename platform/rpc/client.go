@@ -137,6 +137,10 @@ func setHeaders(ctx context.Context, h nats.Header) error {
 
 func callOnce(ctx context.Context, conn *nats.Conn, msg *nats.Msg, resp any) error {
 	subject := msg.Subject
+	if conn == nil {
+		// A lazily connected client called before its process connected to the bus.
+		return transportError(ctx, subject, nats.ErrInvalidConnection)
+	}
 	reply, err := conn.RequestMsgWithContext(ctx, msg)
 	if err != nil {
 		return transportError(ctx, subject, err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/seamkit/seam/test/deploy"
 	"github.com/seamkit/seam/test/harness"
 )
 
@@ -39,14 +40,24 @@ func startMonolith(t *testing.T, dataDir string) *harness.Process {
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
 	}
+	env := []string{
+		"SEAM_AUTH_ADMIN_EMAIL=" + adminEmail,
+		"SEAM_AUTH_ADMIN_PASSWORD=" + adminPassword,
+		"SEAM_AUTH_SIGNING_KEY_SEED=" + base64.StdEncoding.EncodeToString(signingSeed),
+		"SEAM_LOG_LEVEL=warn",
+	}
+	// test/deploy runs this suite again with a deployment named here: modules in their own processes, the
+	// monolith their gateway (test/deploy picks the tests: restarts run on the monolith alone).
+	if name := os.Getenv(deploy.Env); name != "" {
+		d, ok := deploy.Lookup(name)
+		if !ok {
+			t.Fatalf("%s=%s: no such deployment", deploy.Env, name)
+		}
+		return deploy.Start(t, d, env)
+	}
 	return harness.Start(t, harness.Options{
 		Binary:  harness.Build(t, "./cmd/monolith"),
 		DataDir: dataDir,
-		Env: []string{
-			"SEAM_AUTH_ADMIN_EMAIL=" + adminEmail,
-			"SEAM_AUTH_ADMIN_PASSWORD=" + adminPassword,
-			"SEAM_AUTH_SIGNING_KEY_SEED=" + base64.StdEncoding.EncodeToString(signingSeed),
-			"SEAM_LOG_LEVEL=warn",
-		},
+		Env:     env,
 	})
 }

@@ -281,3 +281,12 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Signal sends sig to the running process without waiting: SIGKILL for a crash, SIGTERM for a graceful
+// stop observed from outside (ExitCode then waits for it).
+func (p *Process) Signal(sig os.Signal) error {
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("harness: signal %s: %w", p.bin, err)
+	}
+	return nil
+}

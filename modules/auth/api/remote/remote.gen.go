@@ -60,7 +60,7 @@ type VerifyTokenResponse struct {
 
 // authClient calls a authapi.Auth served by ServeAuth, possibly in another process.
 type authClient struct {
-	conn           *nats.Conn
+	conn           func() *nats.Conn
 	opts           []rpc.CallOption
 	idempotentOpts []rpc.CallOption
 }
@@ -68,6 +68,12 @@ type authClient struct {
 // NewAuthClient returns a authapi.Auth whose calls go over conn to ServeAuth;
 // opts apply to every call.
 func NewAuthClient(conn *nats.Conn, opts ...rpc.CallOption) authapi.Auth {
+	return NewAuthClientFunc(func() *nats.Conn { return conn }, opts...)
+}
+
+// NewAuthClientFunc returns a authapi.Auth whose calls go over the connection conn returns at
+// each call, for a process that connects to the bus after building its clients; opts apply to every call.
+func NewAuthClientFunc(conn func() *nats.Conn, opts ...rpc.CallOption) authapi.Auth {
 	opts = opts[:len(opts):len(opts)]
 	return &authClient{conn: conn, opts: opts, idempotentOpts: append(opts, rpc.Idempotent())}
 }
@@ -75,19 +81,19 @@ func NewAuthClient(conn *nats.Conn, opts ...rpc.CallOption) authapi.Auth {
 // GetUser calls Auth.GetUser remotely.
 func (c *authClient) GetUser(ctx context.Context, userID string) (authapi.User, error) {
 	var resp GetUserResponse
-	err := rpc.Call(ctx, c.conn, SubjectGetUser, &GetUserRequest{UserID: userID}, &resp, c.opts...)
+	err := rpc.Call(ctx, c.conn(), SubjectGetUser, &GetUserRequest{UserID: userID}, &resp, c.opts...)
 	return resp.Result, err
 }
 
 // GrantPlan calls Auth.GrantPlan remotely.
 func (c *authClient) GrantPlan(ctx context.Context, userID string, plan string, grantID string) error {
-	return rpc.Call(ctx, c.conn, SubjectGrantPlan, &GrantPlanRequest{UserID: userID, Plan: plan, GrantID: grantID}, &GrantPlanResponse{}, c.opts...)
+	return rpc.Call(ctx, c.conn(), SubjectGrantPlan, &GrantPlanRequest{UserID: userID, Plan: plan, GrantID: grantID}, &GrantPlanResponse{}, c.opts...)
 }
 
 // VerifyToken calls Auth.VerifyToken remotely.
 func (c *authClient) VerifyToken(ctx context.Context, token string) (authapi.Identity, error) {
 	var resp VerifyTokenResponse
-	err := rpc.Call(ctx, c.conn, SubjectVerifyToken, &VerifyTokenRequest{Token: token}, &resp, c.opts...)
+	err := rpc.Call(ctx, c.conn(), SubjectVerifyToken, &VerifyTokenRequest{Token: token}, &resp, c.opts...)
 	return resp.Result, err
 }
 

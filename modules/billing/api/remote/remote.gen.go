@@ -37,7 +37,7 @@ type GetInvoiceResponse struct {
 
 // billingClient calls a billingapi.Billing served by ServeBilling, possibly in another process.
 type billingClient struct {
-	conn           *nats.Conn
+	conn           func() *nats.Conn
 	opts           []rpc.CallOption
 	idempotentOpts []rpc.CallOption
 }
@@ -45,6 +45,12 @@ type billingClient struct {
 // NewBillingClient returns a billingapi.Billing whose calls go over conn to ServeBilling;
 // opts apply to every call.
 func NewBillingClient(conn *nats.Conn, opts ...rpc.CallOption) billingapi.Billing {
+	return NewBillingClientFunc(func() *nats.Conn { return conn }, opts...)
+}
+
+// NewBillingClientFunc returns a billingapi.Billing whose calls go over the connection conn returns at
+// each call, for a process that connects to the bus after building its clients; opts apply to every call.
+func NewBillingClientFunc(conn func() *nats.Conn, opts ...rpc.CallOption) billingapi.Billing {
 	opts = opts[:len(opts):len(opts)]
 	return &billingClient{conn: conn, opts: opts, idempotentOpts: append(opts, rpc.Idempotent())}
 }
@@ -52,7 +58,7 @@ func NewBillingClient(conn *nats.Conn, opts ...rpc.CallOption) billingapi.Billin
 // GetInvoice calls Billing.GetInvoice remotely.
 func (c *billingClient) GetInvoice(ctx context.Context, userID string, invoiceID string) (billingapi.Invoice, error) {
 	var resp GetInvoiceResponse
-	err := rpc.Call(ctx, c.conn, SubjectGetInvoice, &GetInvoiceRequest{UserID: userID, InvoiceID: invoiceID}, &resp, c.opts...)
+	err := rpc.Call(ctx, c.conn(), SubjectGetInvoice, &GetInvoiceRequest{UserID: userID, InvoiceID: invoiceID}, &resp, c.opts...)
 	return resp.Result, err
 }
 

@@ -37,7 +37,7 @@ type ListResponse struct {
 
 // notificationsClient calls a notificationsapi.Notifications served by ServeNotifications, possibly in another process.
 type notificationsClient struct {
-	conn           *nats.Conn
+	conn           func() *nats.Conn
 	opts           []rpc.CallOption
 	idempotentOpts []rpc.CallOption
 }
@@ -45,6 +45,12 @@ type notificationsClient struct {
 // NewNotificationsClient returns a notificationsapi.Notifications whose calls go over conn to ServeNotifications;
 // opts apply to every call.
 func NewNotificationsClient(conn *nats.Conn, opts ...rpc.CallOption) notificationsapi.Notifications {
+	return NewNotificationsClientFunc(func() *nats.Conn { return conn }, opts...)
+}
+
+// NewNotificationsClientFunc returns a notificationsapi.Notifications whose calls go over the connection conn returns at
+// each call, for a process that connects to the bus after building its clients; opts apply to every call.
+func NewNotificationsClientFunc(conn func() *nats.Conn, opts ...rpc.CallOption) notificationsapi.Notifications {
 	opts = opts[:len(opts):len(opts)]
 	return &notificationsClient{conn: conn, opts: opts, idempotentOpts: append(opts, rpc.Idempotent())}
 }
@@ -52,7 +58,7 @@ func NewNotificationsClient(conn *nats.Conn, opts ...rpc.CallOption) notificatio
 // List calls Notifications.List remotely.
 func (c *notificationsClient) List(ctx context.Context, userID string, limit int) ([]notificationsapi.Notification, error) {
 	var resp ListResponse
-	err := rpc.Call(ctx, c.conn, SubjectList, &ListRequest{UserID: userID, Limit: limit}, &resp, c.opts...)
+	err := rpc.Call(ctx, c.conn(), SubjectList, &ListRequest{UserID: userID, Limit: limit}, &resp, c.opts...)
 	return resp.Result, err
 }
 

@@ -37,7 +37,7 @@ type SummaryResponse struct {
 
 // reportsClient calls a reportingapi.Reports served by ServeReports, possibly in another process.
 type reportsClient struct {
-	conn           *nats.Conn
+	conn           func() *nats.Conn
 	opts           []rpc.CallOption
 	idempotentOpts []rpc.CallOption
 }
@@ -45,6 +45,12 @@ type reportsClient struct {
 // NewReportsClient returns a reportingapi.Reports whose calls go over conn to ServeReports;
 // opts apply to every call.
 func NewReportsClient(conn *nats.Conn, opts ...rpc.CallOption) reportingapi.Reports {
+	return NewReportsClientFunc(func() *nats.Conn { return conn }, opts...)
+}
+
+// NewReportsClientFunc returns a reportingapi.Reports whose calls go over the connection conn returns at
+// each call, for a process that connects to the bus after building its clients; opts apply to every call.
+func NewReportsClientFunc(conn func() *nats.Conn, opts ...rpc.CallOption) reportingapi.Reports {
 	opts = opts[:len(opts):len(opts)]
 	return &reportsClient{conn: conn, opts: opts, idempotentOpts: append(opts, rpc.Idempotent())}
 }
@@ -52,7 +58,7 @@ func NewReportsClient(conn *nats.Conn, opts ...rpc.CallOption) reportingapi.Repo
 // Summary calls Reports.Summary remotely.
 func (c *reportsClient) Summary(ctx context.Context, from string, to string) (reportingapi.Summary, error) {
 	var resp SummaryResponse
-	err := rpc.Call(ctx, c.conn, SubjectSummary, &SummaryRequest{From: from, To: to}, &resp, c.opts...)
+	err := rpc.Call(ctx, c.conn(), SubjectSummary, &SummaryRequest{From: from, To: to}, &resp, c.opts...)
 	return resp.Result, err
 }
 

@@ -98,7 +98,7 @@ type TagsResponse struct {
 
 // shopClient calls a shopapi.Shop served by ServeShop, possibly in another process.
 type shopClient struct {
-	conn           *nats.Conn
+	conn           func() *nats.Conn
 	opts           []rpc.CallOption
 	idempotentOpts []rpc.CallOption
 }
@@ -106,45 +106,51 @@ type shopClient struct {
 // NewShopClient returns a shopapi.Shop whose calls go over conn to ServeShop;
 // opts apply to every call.
 func NewShopClient(conn *nats.Conn, opts ...rpc.CallOption) shopapi.Shop {
+	return NewShopClientFunc(func() *nats.Conn { return conn }, opts...)
+}
+
+// NewShopClientFunc returns a shopapi.Shop whose calls go over the connection conn returns at
+// each call, for a process that connects to the bus after building its clients; opts apply to every call.
+func NewShopClientFunc(conn func() *nats.Conn, opts ...rpc.CallOption) shopapi.Shop {
 	opts = opts[:len(opts):len(opts)]
 	return &shopClient{conn: conn, opts: opts, idempotentOpts: append(opts, rpc.Idempotent())}
 }
 
 // Cancel calls Shop.Cancel remotely.
 func (c *shopClient) Cancel(ctx context.Context, orderID string, reason string) error {
-	return rpc.Call(ctx, c.conn, SubjectCancel, &CancelRequest{OrderID: orderID, Reason: reason}, &CancelResponse{}, c.opts...)
+	return rpc.Call(ctx, c.conn(), SubjectCancel, &CancelRequest{OrderID: orderID, Reason: reason}, &CancelResponse{}, c.opts...)
 }
 
 // GetOrder calls Shop.GetOrder remotely.
 func (c *shopClient) GetOrder(ctx context.Context, orderID string) (shopapi.Order, error) {
 	var resp GetOrderResponse
-	err := rpc.Call(ctx, c.conn, SubjectGetOrder, &GetOrderRequest{OrderID: orderID}, &resp, c.idempotentOpts...)
+	err := rpc.Call(ctx, c.conn(), SubjectGetOrder, &GetOrderRequest{OrderID: orderID}, &resp, c.idempotentOpts...)
 	return resp.Result, err
 }
 
 // ListOrders calls Shop.ListOrders remotely.
 func (c *shopClient) ListOrders(ctx context.Context, userID string, since time.Time, limit int) ([]shopapi.Order, error) {
 	var resp ListOrdersResponse
-	err := rpc.Call(ctx, c.conn, SubjectListOrders, &ListOrdersRequest{UserID: userID, Since: since, Limit: limit}, &resp, c.idempotentOpts...)
+	err := rpc.Call(ctx, c.conn(), SubjectListOrders, &ListOrdersRequest{UserID: userID, Since: since, Limit: limit}, &resp, c.idempotentOpts...)
 	return resp.Result, err
 }
 
 // Ping calls Shop.Ping remotely.
 func (c *shopClient) Ping(ctx context.Context) error {
-	return rpc.Call(ctx, c.conn, SubjectPing, &PingRequest{}, &PingResponse{}, c.opts...)
+	return rpc.Call(ctx, c.conn(), SubjectPing, &PingRequest{}, &PingResponse{}, c.opts...)
 }
 
 // PlaceOrder calls Shop.PlaceOrder remotely.
 func (c *shopClient) PlaceOrder(ctx context.Context, userID string, lines []shopapi.Line, note *string) (*shopapi.Order, error) {
 	var resp PlaceOrderResponse
-	err := rpc.Call(ctx, c.conn, SubjectPlaceOrder, &PlaceOrderRequest{UserID: userID, Lines: lines, Note: note}, &resp, c.opts...)
+	err := rpc.Call(ctx, c.conn(), SubjectPlaceOrder, &PlaceOrderRequest{UserID: userID, Lines: lines, Note: note}, &resp, c.opts...)
 	return resp.Result, err
 }
 
 // Tags calls Shop.Tags remotely.
 func (c *shopClient) Tags(ctx context.Context, errArg string, arg2 int, byKey map[string][]string) (map[string]int64, error) {
 	var resp TagsResponse
-	err := rpc.Call(ctx, c.conn, SubjectTags, &TagsRequest{Err: errArg, Arg2: arg2, ByKey: byKey}, &resp, c.opts...)
+	err := rpc.Call(ctx, c.conn(), SubjectTags, &TagsRequest{Err: errArg, Arg2: arg2, ByKey: byKey}, &resp, c.opts...)
 	return resp.Result, err
 }
 

@@ -1,0 +1,264 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"go.uber.org/fx"
+	"gopkg.in/yaml.v3"
+
+	"github.com/seamkit/seam/platform/bus"
+	"github.com/seamkit/seam/platform/config"
+	"github.com/seamkit/seam/platform/httpx"
+	"github.com/seamkit/seam/platform/observe"
+	"github.com/seamkit/seam/platform/rpc"
+)
+
+// Mode says where a module runs, as seen from one process: modules.<name>.mode (SEAM_<NAME>_MODE).
+type Mode string
+
+const (
+	// ModeLocal runs the module in this process (the default): its api is a Go call here, and the process
+	// also serves the api and the module's HTTP routes on the bus for other processes.
+	ModeLocal Mode = "local"
+	// ModeRemote runs the module elsewhere: its api goes through the generated client over NATS, and this
+	// process forwards HTTP requests under /api/<name> to the processes that run it (it is their gateway).
+	ModeRemote Mode = "remote"
+)
+
+// modeKey is the key of a module's section that app reads (and removes) before the module decodes it.
+const modeKey = "mode"
+
+// Remote is what a process needs of a module beyond its Options: the api client to use when the module runs
+// elsewhere, and the server that lets other processes call it when it runs here. Build it with RemoteAPI.
+type Remote struct {
+	client func(module string) fx.Option
+	serve  func(module string) fx.Option
+}
+
+// RemoteAPI describes module api T's generated stubs (modules/<m>/api/remote): newClient is the generated
+// New<X>ClientFunc and serve the generated Serve<X>. remoteOnly adds options used only when the module runs
+// remote (for example the adapters the process needs over the client, such as auth's token verifier).
+func RemoteAPI[T any](newClient func(conn func() *nats.Conn, opts ...rpc.CallOption) T,
+	serve func(conn *nats.Conn, impl T, logger *slog.Logger) (micro.Service, error), remoteOnly ...fx.Option) Remote {
+	return Remote{
+		client: func(string) fx.Option {
+			return fx.Options(
+				fx.Provide(func(b *bus.Bus) T { return newClient(b.Conn) }),
+				fx.Options(remoteOnly...),
+			)
+		},
+		serve: func(module string) fx.Option {
+			return fx.Invoke(func(lc fx.Lifecycle, b *bus.Bus, impl T, logger *slog.Logger) error {
+				if err := b.Declare(bus.Declaration{Module: module}); err != nil {
+					return err
+				}
+				var svc micro.Service
+				lc.Append(fx.Hook{
+					OnStart: func(context.Context) error {
+						conn, err := b.ModuleConn(module)
+						if err != nil {
+							return err
+						}
+						svc, err = serve(conn, impl, observe.ModuleLogger(logger, module))
+						return err
+					},
+					OnStop: func(context.Context) error { return svc.Stop() },
+				})
+				return nil
+			})
+		},
+	}
+}
+
+// localOptions runs m in this process: its own options, its api served on the bus, and its HTTP routes served
+// on the bus for gateways in other processes.
+func localOptions(m Module) fx.Option {
+	opts := []fx.Option{m.Options, serveHTTPOnBus(m.Name)}
+	if m.Remote.serve != nil {
+		opts = append(opts, m.Remote.serve(m.Name))
+	}
+	return fx.Options(opts...)
+}
+
+// remoteOptions reaches m in other processes: its api through the generated client, and its HTTP routes
+// through a gateway.
+func remoteOptions(m Module) (fx.Option, error) {
+	if m.Remote.client == nil {
+		return nil, fmt.Errorf("config: modules.%s.%s: module %s has no remote api (Module.Remote is not set)", m.Name, modeKey, m.Name)
+	}
+	prefix := m.HTTPPrefix
+	if prefix == "" {
+		prefix = "/api/" + m.Name
+	}
+	return fx.Options(m.Remote.client(m.Name), gatewayRoutes(m.Name, prefix)), nil
+}
+
+// serveHTTPOnBus serves the HTTP requests gateways forward for module with the process's whole handler
+// (request id, authentication, body limit and the module's routes), on the module's own connection.
+func serveHTTPOnBus(module string) fx.Option {
+	return fx.Invoke(func(lc fx.Lifecycle, b *bus.Bus, s *httpx.Server, cfg httpx.Config, logger *slog.Logger) error {
+		if err := b.Declare(bus.Declaration{Module: module}); err != nil {
+			return err
+		}
+		var ns *httpx.NATSServer
+		lc.Append(fx.Hook{
+			OnStart: func(context.Context) error {
+				conn, err := b.ModuleConn(module)
+				if err != nil {
+					return err
+				}
+				ns, err = httpx.ServeNATS(conn, bus.HTTPSubject(module), s.Handler(), cfg.WriteTimeout, observe.ModuleLogger(logger, module))
+				return err
+			},
+			OnStop: func(ctx context.Context) error { return ns.Stop(ctx) },
+		})
+		return nil
+	})
+}
+
+// gatewayRoutes mounts a gateway at prefix that forwards every request there to the processes running
+// module, over the platform's own connection.
+func gatewayRoutes(module, prefix string) fx.Option {
+	return fx.Provide(httpx.AsRoutes(func(b *bus.Bus, cfg httpx.Config, logger *slog.Logger) httpx.Routes {
+		gw := httpx.NewGateway(b.Conn, bus.HTTPSubject(module), cfg.WriteTimeout, observe.ModuleLogger(logger, module))
+		return httpx.Routes{Prefix: prefix, Mount: func(r chi.Router) {
+			r.Handle("/", gw)
+			r.Handle("/*", gw)
+		}}
+	}))
+}
+
+// moduleOptions returns the options that run each module as its mode says, and the names of the modules
+// that run remote.
+func (c *Config) moduleOptions(modules []Module) ([]fx.Option, []string, error) {
+	opts := make([]fx.Option, 0, len(modules))
+	var remote []string
+	for _, m := range modules {
+		mode, err := c.ModuleMode(m.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if mode == ModeLocal {
+			opts = append(opts, localOptions(m))
+			continue
+		}
+		o, err := remoteOptions(m)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, o)
+		remote = append(remote, m.Name)
+	}
+	return opts, remote, nil
+}
+
+// allLocal returns a copy of c in which every one of modules runs locally.
+func (c *Config) allLocal(modules []Module) *Config {
+	dry := *c
+	// Reading a mode removes it from the module's section: the copy must not touch c's sections.
+	dry.Modules = maps.Clone(c.Modules)
+	dry.forcedModes = map[string]Mode{}
+	for _, m := range modules {
+		dry.forcedModes[m.Name] = ModeLocal
+	}
+	return &dry
+}
+
+// elsewhereDeclarations returns the bus declarations of the modules named remote, read from their code as if
+// they ran here: the embedded server lets the processes running them connect with those permissions.
+func (c *Config) elsewhereDeclarations(modules []Module, remote []string) ([]bus.Declaration, error) {
+	if len(remote) == 0 || len(c.Bus.URLs) > 0 {
+		return nil, nil
+	}
+	decls, err := Declarations(c, modules...)
+	if err != nil {
+		return nil, fmt.Errorf("declarations of the remote modules: %w", err)
+	}
+	var out []bus.Declaration
+	for _, d := range decls {
+		if slices.Contains(remote, d.Module) {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// ModuleMode returns where module name runs: a mode forced by RunExtracted, else SEAM_<NAME>_MODE, else
+// modules.<name>.mode, else ModeLocal. It removes the mode key from the module's section, so the module's
+// own Config never sees it.
+func (c *Config) ModuleMode(name string) (Mode, error) {
+	envName := config.EnvName(config.EnvPrefix, name, modeKey)
+	if c.knownEnv == nil {
+		c.knownEnv = map[string]bool{}
+	}
+	c.knownEnv[envName] = true
+	raw, fromYAML, err := c.takeModeKey(name)
+	if err != nil {
+		return "", err
+	}
+	for _, kv := range c.environ {
+		if k, v, _ := strings.Cut(kv, "="); k == envName {
+			raw, fromYAML = v, false
+		}
+	}
+	if forced, ok := c.forcedModes[name]; ok {
+		return forced, nil
+	}
+	if raw == "" && !fromYAML {
+		return ModeLocal, nil
+	}
+	switch m := Mode(strings.TrimSpace(raw)); m {
+	case ModeLocal, ModeRemote:
+		return m, nil
+	default:
+		return "", fmt.Errorf("config: modules.%s.%s (%s): must be %q or %q, got %q", name, modeKey, envName, ModeLocal, ModeRemote, raw)
+	}
+}
+
+// takeModeKey removes modules.<name>.mode from the section, returning its value and whether it was there.
+func (c *Config) takeModeKey(name string) (string, bool, error) {
+	node, ok := c.Modules[name]
+	if !ok || node.Kind != yaml.MappingNode {
+		return "", false, nil
+	}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		if node.Content[i].Value != modeKey {
+			continue
+		}
+		v := node.Content[i+1]
+		if v.Kind != yaml.ScalarNode {
+			return "", false, fmt.Errorf("config: modules.%s.%s: must be %q or %q", name, modeKey, ModeLocal, ModeRemote)
+		}
+		node.Content = append(node.Content[:i:i], node.Content[i+2:]...)
+		c.Modules[name] = node
+		return v.Value, true, nil
+	}
+	return "", false, nil
+}
+
+// ErrEmbeddedBus is returned by RunExtracted when no external NATS servers are configured.
+var ErrEmbeddedBus = errors.New("bus.urls (SEAM_BUS_URLS): an extracted module must connect to external NATS servers " +
+	"(the monolith's embedded server listening on a port, or a NATS cluster); it does not run an embedded server")
+
+// RunExtracted runs local, a module extracted into its own binary: local in this process and every module in
+// others remote, reached through their generated clients and gateways. It refuses to start without bus.urls.
+func RunExtracted(ctx context.Context, cfg *Config, logOut io.Writer, local Module, others ...Module) error {
+	if len(cfg.Bus.URLs) == 0 {
+		return ErrEmbeddedBus
+	}
+	cfg.forcedModes = map[string]Mode{local.Name: ModeLocal}
+	for _, m := range others {
+		cfg.forcedModes[m.Name] = ModeRemote
+	}
+	return Run(ctx, cfg, logOut, append([]Module{local}, others...)...)
+}
