@@ -317,3 +317,40 @@ const newSubject = "auth.events.user_deleted"
 		t.Errorf("baseline after the fix:\n%s", baseline)
 	}
 }
+
+// TestCheckReportsStaleRemoteStub: a remote stub that no longer matches its api interface (here, a method
+// added to billingapi.Billing) fails the generated channel, naming the stub and the command that rewrites it.
+func TestCheckReportsStaleRemoteStub(t *testing.T) {
+	skipShort(t)
+	root := archtest.CopyRepo(t)
+	apiFile := filepath.Join(root, "modules/billing/api/api.go")
+	data, err := os.ReadFile(apiFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const anchor = "type Billing interface {\n"
+	if !bytes.Contains(data, []byte(anchor)) {
+		t.Fatalf("%s has no %q", apiFile, anchor)
+	}
+	added := bytes.Replace(data, []byte(anchor), []byte(anchor+
+		"\t// CountInvoices is a method added after the stubs were generated.\n"+
+		"\tCountInvoices(ctx context.Context, userID string) (int, error)\n"), 1)
+	if err := os.WriteFile(apiFile, added, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, report := check(t, arch.Options{Root: root, Channels: []string{arch.ChannelGenerated}})
+	const stub = "modules/billing/api/remote/remote.gen.go"
+	if res.OK() || !strings.Contains(report, stub) || !strings.Contains(report, "seam gen") {
+		t.Fatalf("a stale %s is not reported:\n%s", stub, report)
+	}
+	if res, report = check(t, arch.Options{Root: root, Channels: []string{arch.ChannelGenerated}, Fix: true}); !res.OK() {
+		t.Fatalf("after --fix:\n%s", report)
+	}
+	regenerated, err := os.ReadFile(filepath.Join(root, stub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(regenerated, []byte("CountInvoices")) {
+		t.Fatalf("--fix did not regenerate %s with the new method", stub)
+	}
+}
