@@ -14,6 +14,7 @@ import (
 // last, plain serialisable types.
 type Billing interface {
 	// GetInvoice returns one of userID's invoices, or ErrInvoiceNotFound (also for another user's invoice).
+	//seam:idempotent
 	GetInvoice(ctx context.Context, userID, invoiceID string) (Invoice, error)
 }
 

@@ -81,19 +81,19 @@ func NewAuthClientFunc(conn func() *nats.Conn, opts ...rpc.CallOption) authapi.A
 // GetUser calls Auth.GetUser remotely.
 func (c *authClient) GetUser(ctx context.Context, userID string) (authapi.User, error) {
 	var resp GetUserResponse
-	err := rpc.Call(ctx, c.conn(), SubjectGetUser, &GetUserRequest{UserID: userID}, &resp, c.opts...)
+	err := rpc.Call(ctx, c.conn(), SubjectGetUser, &GetUserRequest{UserID: userID}, &resp, c.idempotentOpts...)
 	return resp.Result, err
 }
 
 // GrantPlan calls Auth.GrantPlan remotely.
 func (c *authClient) GrantPlan(ctx context.Context, userID string, plan string, grantID string) error {
-	return rpc.Call(ctx, c.conn(), SubjectGrantPlan, &GrantPlanRequest{UserID: userID, Plan: plan, GrantID: grantID}, &GrantPlanResponse{}, c.opts...)
+	return rpc.Call(ctx, c.conn(), SubjectGrantPlan, &GrantPlanRequest{UserID: userID, Plan: plan, GrantID: grantID}, &GrantPlanResponse{}, c.idempotentOpts...)
 }
 
 // VerifyToken calls Auth.VerifyToken remotely.
 func (c *authClient) VerifyToken(ctx context.Context, token string) (authapi.Identity, error) {
 	var resp VerifyTokenResponse
-	err := rpc.Call(ctx, c.conn(), SubjectVerifyToken, &VerifyTokenRequest{Token: token}, &resp, c.opts...)
+	err := rpc.Call(ctx, c.conn(), SubjectVerifyToken, &VerifyTokenRequest{Token: token}, &resp, c.idempotentOpts...)
 	return resp.Result, err
 }
 

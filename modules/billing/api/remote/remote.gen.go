@@ -58,7 +58,7 @@ func NewBillingClientFunc(conn func() *nats.Conn, opts ...rpc.CallOption) billin
 // GetInvoice calls Billing.GetInvoice remotely.
 func (c *billingClient) GetInvoice(ctx context.Context, userID string, invoiceID string) (billingapi.Invoice, error) {
 	var resp GetInvoiceResponse
-	err := rpc.Call(ctx, c.conn(), SubjectGetInvoice, &GetInvoiceRequest{UserID: userID, InvoiceID: invoiceID}, &resp, c.opts...)
+	err := rpc.Call(ctx, c.conn(), SubjectGetInvoice, &GetInvoiceRequest{UserID: userID, InvoiceID: invoiceID}, &resp, c.idempotentOpts...)
 	return resp.Result, err
 }
 

@@ -58,7 +58,7 @@ func NewNotificationsClientFunc(conn func() *nats.Conn, opts ...rpc.CallOption) 
 // List calls Notifications.List remotely.
 func (c *notificationsClient) List(ctx context.Context, userID string, limit int) ([]notificationsapi.Notification, error) {
 	var resp ListResponse
-	err := rpc.Call(ctx, c.conn(), SubjectList, &ListRequest{UserID: userID, Limit: limit}, &resp, c.opts...)
+	err := rpc.Call(ctx, c.conn(), SubjectList, &ListRequest{UserID: userID, Limit: limit}, &resp, c.idempotentOpts...)
 	return resp.Result, err
 }
 

@@ -58,7 +58,7 @@ func NewReportsClientFunc(conn func() *nats.Conn, opts ...rpc.CallOption) report
 // Summary calls Reports.Summary remotely.
 func (c *reportsClient) Summary(ctx context.Context, from string, to string) (reportingapi.Summary, error) {
 	var resp SummaryResponse
-	err := rpc.Call(ctx, c.conn(), SubjectSummary, &SummaryRequest{From: from, To: to}, &resp, c.opts...)
+	err := rpc.Call(ctx, c.conn(), SubjectSummary, &SummaryRequest{From: from, To: to}, &resp, c.idempotentOpts...)
 	return resp.Result, err
 }
 
