@@ -15,6 +15,7 @@ import (
 	"github.com/seamkit/seam/platform/bus"
 	"github.com/seamkit/seam/platform/db"
 	"github.com/seamkit/seam/platform/httpx"
+	"github.com/seamkit/seam/platform/observe"
 )
 
 func TestConfig(t *testing.T) {
@@ -65,6 +66,7 @@ func TestModuleGraph(t *testing.T) {
 		fx.Provide(
 			func() *db.Database { return nil },
 			func() *bus.Bus { return nil },
+			func() *observe.Metrics { return nil },
 			func() authapi.Auth { return noAuth{} },
 		),
 		Module.Options,
