@@ -416,16 +416,20 @@ func serverUsers(decls []Declaration, creds map[string]Credential) ([]*server.Us
 			Subscribe: &server.SubjectPermission{Allow: p.Subscribe},
 		}
 		if p.AllowResponses {
-			perms.Response = &server.ResponsePermission{MaxMsgs: 1, Expires: responseWindow}
+			perms.Response = &server.ResponsePermission{MaxMsgs: responseMaxMsgs, Expires: responseWindow}
 		}
 		users = append(users, &server.User{Username: cred.User, Password: h, Permissions: perms})
 	}
 	return users, nil
 }
 
-// responseWindow is how long after a request its receiver may reply to it (one reply); it exceeds any call's
-// deadline.
+// responseWindow is how long after a request its receiver may reply to it; it exceeds any call's deadline.
 const responseWindow = 5 * time.Minute
+
+// responseMaxMsgs is how many replies a receiver may send to one request: an api call gets one, a forwarded
+// HTTP request an acknowledgement, a heartbeat every half second and the response (httpx.ServeNATS), which
+// this covers for longer than responseWindow.
+const responseMaxMsgs = 1000
 
 func (b *Bus) connectOptions(name string, closed chan struct{}) []nats.Option {
 	logger := b.logger.With(slog.String("connection", name))

@@ -150,7 +150,7 @@ func AuthorizationConfig(decls []Declaration, secret string) (string, error) {
 		fmt.Fprintf(&b, "        publish: {allow: %s}\n", quoteList(p.Publish, "        "))
 		fmt.Fprintf(&b, "        subscribe: {allow: %s}\n", quoteList(p.Subscribe, "        "))
 		if p.AllowResponses {
-			fmt.Fprintf(&b, "        allow_responses: {max: 1, expires: %q}\n", responseWindow.String())
+			fmt.Fprintf(&b, "        allow_responses: {max: %d, expires: %q}\n", responseMaxMsgs, responseWindow.String())
 		}
 		b.WriteString("      }\n    }\n")
 	}

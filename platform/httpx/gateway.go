@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,32 +27,87 @@ const (
 	HeaderForwardTarget = "Seam-Http-Target"
 	// HeaderForwardRemoteAddr carries the address of the client the gateway received the request from.
 	HeaderForwardRemoteAddr = "Seam-Http-Remote-Addr"
+	// HeaderForwardAcceptBy carries the time (Unix nanoseconds) by which an instance must take the request;
+	// an instance that receives it later drops it, because the gateway has sent it to another one by then.
+	HeaderForwardAcceptBy = "Seam-Http-Accept-By"
+	// HeaderForwardProgress marks an interim reply: ProgressAccepted when an instance takes the request,
+	// ProgressWorking every ForwardHeartbeat while it serves it.
+	HeaderForwardProgress = "Seam-Http-Progress"
 	// HeaderForwardStatus carries the status code of a forwarded response.
 	HeaderForwardStatus = "Seam-Http-Status"
 )
 
-// ErrModuleUnavailable is what a client sees when a gateway finds no process serving the module a request
-// is for (none running, or none answering in time).
-var ErrModuleUnavailable = errs.New(errs.Unavailable, "http.module_unavailable",
-	"the service handling this request is unavailable; try again later")
+// Values of HeaderForwardProgress.
+const (
+	// ProgressAccepted is the first interim reply: an instance took the request.
+	ProgressAccepted = "accepted"
+	// ProgressWorking is a heartbeat: the instance is still serving the request.
+	ProgressWorking = "working"
+)
+
+// Timing of the forwarding protocol. An instance answers ProgressAccepted at once and ProgressWorking every
+// ForwardHeartbeat until the response; the gateway resends a request no instance accepted within
+// ForwardAcceptTimeout (+ forwardAcceptGrace) to another instance, and declares the instance serving it lost
+// after ForwardLostAfter without a word from it (its process died mid-request).
+const (
+	ForwardHeartbeat     = 500 * time.Millisecond
+	ForwardAcceptTimeout = 2 * time.Second
+	ForwardLostAfter     = 10 * ForwardHeartbeat
+	forwardAcceptGrace   = time.Second
+	// maxForwardAttempts bounds how often one request is sent: after no instance accepted it, or (only
+	// when it is safe to repeat) after the instance serving it was lost.
+	maxForwardAttempts = 3
+)
+
+var (
+	// ErrModuleUnavailable is what a client sees when a gateway finds no process serving the module a request
+	// is for (none running, or none answering in time).
+	ErrModuleUnavailable = errs.New(errs.Unavailable, "http.module_unavailable",
+		"the service handling this request is unavailable; try again later")
+	// ErrModuleInstanceLost is what a client sees when the process serving its request died before answering
+	// and the request is not safe to send again (not GET, HEAD, OPTIONS, PUT or DELETE, and without an
+	// Idempotency-Key): whether it took effect is unknown.
+	ErrModuleInstanceLost = errs.New(errs.Unavailable, "http.module_instance_lost",
+		"the service instance handling this request stopped before answering; the request may or may not have been applied")
+)
+
+// Internal outcomes of one forwarding attempt.
+var (
+	errNotAccepted  = errors.New("no instance accepted the request in time")
+	errInstanceLost = errors.New("the instance serving the request went silent")
+	errNoInstances  = errors.New("no instance serves the module")
+)
 
 // hopByHop are the headers that describe one HTTP connection, not the request; they are not forwarded.
 var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
-// Gateway forwards HTTP requests over NATS request/reply to the processes that run a module elsewhere (they
-// serve them with ServeNATS) and writes their responses back. The serving process re-verifies the caller's
+// Gateway forwards HTTP requests over NATS to the processes that run a module elsewhere (they serve them
+// with ServeNATS) and writes their responses back. The serving process re-verifies the caller's
 // Authorization header, so the caller's identity is preserved without trusting the gateway.
+//
+// The exchange survives the death of a serving process: instances acknowledge a request when they take it
+// and send heartbeats while they serve it, so the gateway resends a request nobody took and, when the
+// instance serving it dies, resends it if it is safe to repeat (RetrySafe) or answers ErrModuleInstanceLost
+// within ForwardLostAfter, instead of waiting for its timeout.
 type Gateway struct {
 	conn    func() *nats.Conn
 	subject string
 	timeout time.Duration
 	logger  *slog.Logger
+	replies replyMux
 }
 
 // NewGateway returns a Gateway forwarding to subject over the connection conn returns at each request (nil
 // until the process is connected), waiting at most timeout for each response.
 func NewGateway(conn func() *nats.Conn, subject string, timeout time.Duration, logger *slog.Logger) *Gateway {
 	return &Gateway{conn: conn, subject: subject, timeout: timeout, logger: logger}
+}
+
+// ForwardedResponse is a response of the processes serving a module.
+type ForwardedResponse struct {
+	Status int
+	Header http.Header
+	Body   []byte
 }
 
 // ServeHTTP forwards r and writes the response; it answers 503 problem+json at once when no process serves
@@ -61,14 +117,130 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request) error {
+	body, err := ReadBody(r)
+	if err != nil {
+		return err
+	}
+	resp, err := g.Do(r, body)
+	if err != nil {
+		return err
+	}
+	resp.Write(w, g.logger)
+	return nil
+}
+
+// ReadBody reads r's whole body, reporting one over the body limit as ErrBodyTooLarge.
+func ReadBody(r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return ErrBodyTooLarge
+			return nil, ErrBodyTooLarge
 		}
-		return fmt.Errorf("gateway: read request body: %w", err)
+		return nil, fmt.Errorf("read request body: %w", err)
 	}
+	return body, nil
+}
+
+// Write writes the response to w.
+func (f ForwardedResponse) Write(w http.ResponseWriter, logger *slog.Logger) {
+	for k, vs := range f.Header {
+		w.Header()[k] = vs
+	}
+	w.WriteHeader(f.Status)
+	if _, err := w.Write(f.Body); err != nil {
+		logger.Debug("gateway: write response", slog.Any("error", err))
+	}
+}
+
+// RetrySafe reports whether r may be sent again after the instance serving it died: its method is
+// idempotent (RFC 9110: GET, HEAD, OPTIONS, PUT, DELETE) or it carries an Idempotency-Key.
+func RetrySafe(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return r.Header.Get("Idempotency-Key") != ""
+}
+
+// Do forwards r, whose body has been read into body, and returns the module's response. It never waits past
+// the gateway's timeout or r's context.
+func (g *Gateway) Do(r *http.Request, body []byte) (ForwardedResponse, error) {
+	conn := g.conn()
+	if conn == nil {
+		return ForwardedResponse{}, fmt.Errorf("gateway: %s: not connected to the bus: %w", g.subject, ErrModuleUnavailable)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		resp, err := g.exchange(ctx, conn, r, body)
+		switch {
+		case err == nil:
+			return resp, nil
+		case r.Context().Err() != nil:
+			return ForwardedResponse{}, fmt.Errorf("gateway: %s: %w", g.subject, r.Context().Err())
+		case errors.Is(err, ErrBodyTooLarge):
+			return ForwardedResponse{}, err
+		case errors.Is(err, errNotAccepted) && attempt < maxForwardAttempts:
+			g.logger.WarnContext(ctx, "gateway: no instance accepted a request in time; sending it again",
+				slog.String("subject", g.subject), slog.Int("attempt", attempt))
+			continue
+		case errors.Is(err, errInstanceLost) && RetrySafe(r) && attempt < maxForwardAttempts:
+			g.logger.WarnContext(ctx, "gateway: the instance serving a request was lost; sending it again",
+				slog.String("subject", g.subject), slog.String("method", r.Method), slog.Int("attempt", attempt))
+			continue
+		case errors.Is(err, errInstanceLost):
+			return ForwardedResponse{}, fmt.Errorf("gateway: %s: %w: %w", g.subject, ErrModuleInstanceLost, err)
+		default:
+			return ForwardedResponse{}, fmt.Errorf("gateway: %s: %w: %w", g.subject, ErrModuleUnavailable, err)
+		}
+	}
+}
+
+// exchange sends r once and follows the instance's interim replies to its response.
+func (g *Gateway) exchange(ctx context.Context, conn *nats.Conn, r *http.Request, body []byte) (ForwardedResponse, error) {
+	inbox, replies, done, err := g.replies.register(conn)
+	if err != nil {
+		return ForwardedResponse{}, err
+	}
+	defer done()
+	msg := g.message(r, body)
+	msg.Reply = inbox
+	msg.Header.Set(HeaderForwardAcceptBy, strconv.FormatInt(time.Now().Add(ForwardAcceptTimeout).UnixNano(), 10))
+	if err := conn.PublishMsg(msg); err != nil {
+		if errors.Is(err, nats.ErrMaxPayload) {
+			return ForwardedResponse{}, ErrBodyTooLarge
+		}
+		return ForwardedResponse{}, fmt.Errorf("publish: %w", err)
+	}
+	accepted := false
+	wait := time.NewTimer(ForwardAcceptTimeout + forwardAcceptGrace)
+	defer wait.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ForwardedResponse{}, ctx.Err()
+		case <-wait.C:
+			if accepted {
+				return ForwardedResponse{}, errInstanceLost
+			}
+			return ForwardedResponse{}, errNotAccepted
+		case m := <-replies:
+			if m.Header.Get("Status") == "503" && len(m.Data) == 0 {
+				return ForwardedResponse{}, errNoInstances
+			}
+			if m.Header.Get(HeaderForwardProgress) != "" {
+				accepted = true
+				wait.Reset(ForwardLostAfter)
+				continue
+			}
+			return forwardedResponse(m)
+		}
+	}
+}
+
+// message builds the bus message carrying r.
+func (g *Gateway) message(r *http.Request, body []byte) *nats.Msg {
 	msg := nats.NewMsg(g.subject)
 	msg.Data = body
 	for k, vs := range r.Header {
@@ -83,35 +255,79 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request) error {
 	if id := observe.RequestID(r.Context()); id != "" {
 		msg.Header.Set(RequestIDHeader, id)
 	}
-	conn := g.conn()
-	if conn == nil {
-		return fmt.Errorf("gateway: %s: not connected to the bus: %w", g.subject, ErrModuleUnavailable)
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
-	defer cancel()
-	reply, err := conn.RequestMsgWithContext(ctx, msg)
-	switch {
-	case errors.Is(err, nats.ErrMaxPayload):
-		return ErrBodyTooLarge
-	case err != nil && r.Context().Err() != nil:
-		return fmt.Errorf("gateway: %s: %w", g.subject, r.Context().Err())
-	case err != nil:
-		return fmt.Errorf("gateway: %s: %w: %w", g.subject, ErrModuleUnavailable, err)
-	}
-	status, err := strconv.Atoi(reply.Header.Get(HeaderForwardStatus))
+	return msg
+}
+
+func forwardedResponse(m *nats.Msg) (ForwardedResponse, error) {
+	status, err := strconv.Atoi(m.Header.Get(HeaderForwardStatus))
 	if err != nil || status < 100 || status > 999 {
-		return fmt.Errorf("gateway: %s: reply without a valid status %q", g.subject, reply.Header.Get(HeaderForwardStatus))
+		return ForwardedResponse{}, fmt.Errorf("reply without a valid status %q", m.Header.Get(HeaderForwardStatus))
 	}
-	for k, vs := range reply.Header {
+	h := http.Header{}
+	for k, vs := range m.Header {
 		if k != HeaderForwardStatus {
-			w.Header()[k] = vs
+			h[k] = vs
 		}
 	}
-	w.WriteHeader(status)
-	if _, err := w.Write(reply.Data); err != nil {
-		g.logger.Debug("gateway: write response", slog.Any("error", err))
+	return ForwardedResponse{Status: status, Header: h, Body: m.Data}, nil
+}
+
+// replyMux receives the replies of every exchange of a gateway on one wildcard subscription (as nats.go's
+// request/reply does), handing each to the exchange whose inbox token it is addressed to.
+type replyMux struct {
+	mu      sync.Mutex
+	conn    *nats.Conn
+	prefix  string
+	sub     *nats.Subscription
+	waiting map[string]*replyWaiter
+	next    uint64
+}
+
+type replyWaiter struct {
+	ch   chan *nats.Msg
+	done chan struct{}
+}
+
+// register returns a fresh inbox on conn, the channel its replies arrive on, and the function that forgets it.
+func (m *replyMux) register(conn *nats.Conn) (string, <-chan *nats.Msg, func(), error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.conn != conn || m.sub == nil || !m.sub.IsValid() {
+		m.prefix = conn.NewInbox()
+		sub, err := conn.Subscribe(m.prefix+".*", m.dispatch)
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("subscribe to replies: %w", err)
+		}
+		if m.sub != nil {
+			_ = m.sub.Unsubscribe()
+		}
+		m.conn, m.sub, m.waiting = conn, sub, map[string]*replyWaiter{}
 	}
-	return nil
+	m.next++
+	token := strconv.FormatUint(m.next, 36)
+	w := &replyWaiter{ch: make(chan *nats.Msg, 4), done: make(chan struct{})}
+	m.waiting[token] = w
+	waiting := m.waiting
+	return m.prefix + "." + token, w.ch, func() {
+		m.mu.Lock()
+		delete(waiting, token)
+		m.mu.Unlock()
+		close(w.done)
+	}, nil
+}
+
+func (m *replyMux) dispatch(msg *nats.Msg) {
+	token := msg.Subject[strings.LastIndexByte(msg.Subject, '.')+1:]
+	m.mu.Lock()
+	w := m.waiting[token]
+	m.mu.Unlock()
+	if w == nil {
+		return
+	}
+	select {
+	case w.ch <- msg:
+	case <-w.done:
+	}
 }
 
 // maxConcurrentForwarded bounds how many forwarded requests one ServeNATS subscription handles at once.
@@ -124,12 +340,20 @@ type NATSServer struct {
 }
 
 // ServeNATS serves the HTTP requests gateways forward to subject with h, in the queue group subject (so
-// each request reaches one of the processes serving it), each bounded by timeout. Stop it with Stop.
+// each request reaches one of the processes serving it), each bounded by timeout. It acknowledges each
+// request it takes and sends heartbeats while serving it (see Gateway); a request that waited for a free
+// slot past its accept-by time is dropped, the gateway having sent it elsewhere. Stop it with Stop.
 func ServeNATS(conn *nats.Conn, subject string, h http.Handler, timeout time.Duration, logger *slog.Logger) (*NATSServer, error) {
 	s := &NATSServer{}
 	slots := make(chan struct{}, maxConcurrentForwarded)
 	sub, err := conn.QueueSubscribe(subject, subject, func(m *nats.Msg) {
 		slots <- struct{}{}
+		if late(m) {
+			<-slots
+			logger.Warn("dropping a forwarded request received after its accept-by time", slog.String("subject", subject))
+			return
+		}
+		progress(m, ProgressAccepted, logger)
 		s.inflight.Add(1)
 		go func() {
 			defer func() { <-slots; s.inflight.Done() }()
@@ -141,6 +365,28 @@ func ServeNATS(conn *nats.Conn, subject string, h http.Handler, timeout time.Dur
 	}
 	s.sub = sub
 	return s, nil
+}
+
+// late reports whether m's accept-by time has passed.
+func late(m *nats.Msg) bool {
+	v := m.Header.Get(HeaderForwardAcceptBy)
+	if v == "" {
+		return false
+	}
+	by, err := strconv.ParseInt(v, 10, 64)
+	return err == nil && time.Now().UnixNano() > by
+}
+
+// progress sends an interim reply to m's gateway.
+func progress(m *nats.Msg, state string, logger *slog.Logger) {
+	if m.Reply == "" {
+		return
+	}
+	reply := nats.NewMsg(m.Reply)
+	reply.Header.Set(HeaderForwardProgress, state)
+	if err := m.RespondMsg(reply); err != nil {
+		logger.Warn("acknowledge a forwarded request", slog.String("subject", m.Subject), slog.Any("error", err))
+	}
 }
 
 // Stop stops taking requests and waits (until ctx ends) for those in flight.
@@ -158,10 +404,12 @@ func (s *NATSServer) Stop(ctx context.Context) error {
 	}
 }
 
-// serveForwarded runs one forwarded request through h and replies with its response.
+// serveForwarded runs one forwarded request through h, sending heartbeats meanwhile, and replies with its
+// response.
 func serveForwarded(m *nats.Msg, h http.Handler, timeout time.Duration, logger *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	stopBeats := heartbeats(m, logger)
 	rec := &bufferedResponse{header: http.Header{}}
 	r, err := http.NewRequestWithContext(ctx, m.Header.Get(HeaderForwardMethod), m.Header.Get(HeaderForwardTarget), bytes.NewReader(m.Data))
 	if err != nil {
@@ -169,7 +417,7 @@ func serveForwarded(m *nats.Msg, h http.Handler, timeout time.Duration, logger *
 	} else {
 		for k, vs := range m.Header {
 			switch k {
-			case HeaderForwardMethod, HeaderForwardTarget, HeaderForwardRemoteAddr:
+			case HeaderForwardMethod, HeaderForwardTarget, HeaderForwardRemoteAddr, HeaderForwardAcceptBy:
 			default:
 				r.Header[k] = vs
 			}
@@ -179,6 +427,7 @@ func serveForwarded(m *nats.Msg, h http.Handler, timeout time.Duration, logger *
 		r.ContentLength = int64(len(m.Data))
 		h.ServeHTTP(rec, r)
 	}
+	stopBeats()
 	if rec.status == 0 {
 		rec.status = http.StatusOK
 	}
@@ -191,6 +440,27 @@ func serveForwarded(m *nats.Msg, h http.Handler, timeout time.Duration, logger *
 	if err := m.RespondMsg(reply); err != nil {
 		logger.Warn("reply to a forwarded request", slog.String("subject", m.Subject), slog.Any("error", err))
 	}
+}
+
+// heartbeats sends ProgressWorking to m's gateway every ForwardHeartbeat until the returned function is
+// called; it returns once the last heartbeat is sent, so none follows the response.
+func heartbeats(m *nats.Msg, logger *slog.Logger) func() {
+	stop := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(ForwardHeartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				progress(m, ProgressWorking, logger)
+			}
+		}
+	}()
+	return func() { close(stop); <-stopped }
 }
 
 // httpRequestFallback is the request problem+json is rendered for when the forwarded one is malformed.

@@ -3,11 +3,14 @@ package httpx_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,4 +150,158 @@ func TestGatewayRespectsTheBodyLimit(t *testing.T) {
 	}
 	defer func() { _ = resp.Body.Close() }()
 	problemOf(t, resp, http.StatusRequestEntityTooLarge)
+}
+
+// serveOn serves h for subject on a connection of its own to the gateway's NATS server, as another instance
+// would, and returns that connection (closing it kills the instance as far as the bus can tell).
+func serveOn(t *testing.T, url string, h http.Handler) *nats.Conn {
+	t.Helper()
+	conn := rpctest.Dial(t, url)
+	if _, err := httpx.ServeNATS(conn, gatewaySubject, h, time.Minute, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// lostInstance runs a request through a gateway whose first instance dies (its connection closes) while
+// serving it, with a second instance started once the first has the request; it returns the response and
+// how many times the second instance served the request.
+func lostInstance(t *testing.T, method string, header http.Header) (*http.Response, int) {
+	t.Helper()
+	conn := rpctest.Connect(t)
+	gw := httpx.NewGateway(func() *nats.Conn { return conn }, gatewaySubject, time.Minute, slog.New(slog.DiscardHandler))
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+
+	started := make(chan struct{})
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	first := serveOn(t, conn.ConnectedUrl(), http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		close(started)
+		<-hang
+	}))
+	var served atomic.Int32
+	go func() {
+		<-started
+		serveOn(t, conn.ConnectedUrl(), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			served.Add(1)
+			_, _ = io.WriteString(w, "from the survivor")
+		}))
+		first.Close()
+	}()
+	req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+"/api/demo/things", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = resp.Body.Close() })
+	return resp, int(served.Load())
+}
+
+func TestGatewayResendsASafeRequestWhenItsInstanceDies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a NATS server: skipped with -short")
+	}
+	for _, tc := range []struct {
+		name   string
+		method string
+		header http.Header
+	}{
+		{"GET", http.MethodGet, nil},
+		{"POST with an Idempotency-Key", http.MethodPost, http.Header{"Idempotency-Key": {"k-1"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			resp, served := lostInstance(t, tc.method, tc.header)
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK || string(body) != "from the survivor" || served != 1 {
+				t.Fatalf("response %d %q, survivor served %d times; want 200 from the survivor, once", resp.StatusCode, body, served)
+			}
+			if took := time.Since(start); took > httpx.ForwardLostAfter+10*time.Second {
+				t.Errorf("took %s: the lost instance was not noticed by its silence", took)
+			}
+		})
+	}
+}
+
+func TestGatewayAnswersInstanceLostForAnUnsafeRequest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a NATS server: skipped with -short")
+	}
+	resp, served := lostInstance(t, http.MethodPost, nil)
+	p := problemOf(t, resp, http.StatusServiceUnavailable)
+	if p.Code != httpx.ErrModuleInstanceLost.Code || served != 0 {
+		t.Fatalf("code %q, survivor served %d times; want %q and no resend", p.Code, served, httpx.ErrModuleInstanceLost.Code)
+	}
+}
+
+func TestGatewayResendsARequestNoInstanceAccepted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a NATS server: skipped with -short")
+	}
+	conn := rpctest.Connect(t)
+	gw := httpx.NewGateway(func() *nats.Conn { return conn }, gatewaySubject, time.Minute, slog.New(slog.DiscardHandler))
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	// A member of the queue group that takes requests and never acknowledges them: a process that froze.
+	frozen := rpctest.Dial(t, conn.ConnectedUrl())
+	var served atomic.Int32
+	if _, err := frozen.QueueSubscribe(gatewaySubject, gatewaySubject, func(*nats.Msg) {
+		serveOn(t, conn.ConnectedUrl(), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			served.Add(1)
+			w.WriteHeader(http.StatusCreated)
+		}))
+		frozen.Close()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(srv.URL+"/api/demo/things", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusCreated || served.Load() != 1 {
+		t.Fatalf("response %d, served %d times; want 201 from the other instance, once", resp.StatusCode, served.Load())
+	}
+}
+
+func TestServeNATSDropsARequestPastItsAcceptByTime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a NATS server: skipped with -short")
+	}
+	conn := rpctest.Connect(t)
+	var served atomic.Int32
+	serveOn(t, conn.ConnectedUrl(), http.HandlerFunc(func(http.ResponseWriter, *http.Request) { served.Add(1) }))
+	msg := nats.NewMsg(gatewaySubject)
+	msg.Header.Set(httpx.HeaderForwardMethod, http.MethodPost)
+	msg.Header.Set(httpx.HeaderForwardTarget, "/api/demo/things")
+	msg.Header.Set(httpx.HeaderForwardAcceptBy, strconv.FormatInt(time.Now().Add(-time.Second).UnixNano(), 10))
+	if _, err := conn.RequestMsg(msg, time.Second); !errors.Is(err, nats.ErrTimeout) {
+		t.Fatalf("request past its accept-by time: %v, want no answer (timeout)", err)
+	}
+	msg.Header.Set(httpx.HeaderForwardAcceptBy, strconv.FormatInt(time.Now().Add(time.Minute).UnixNano(), 10))
+	reply, err := conn.RequestMsg(msg, 5*time.Second)
+	if err != nil || reply.Header.Get(httpx.HeaderForwardProgress) != httpx.ProgressAccepted {
+		t.Fatalf("request in time: %v %v, want an acknowledgement", reply, err)
+	}
+	waitFor(t, func() bool { return served.Load() == 1 })
+}
+
+// waitFor polls cond for up to ten seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

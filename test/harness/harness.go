@@ -164,8 +164,28 @@ func Start(t testing.TB, o Options) *Process {
 	env = append(env, o.Env...)
 	p := &Process{t: t, bin: o.Binary, env: env, BaseURL: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	p.start()
-	t.Cleanup(func() { p.Stop() })
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("harness: log of %s (%s):\n%s", filepath.Base(p.bin), p.BaseURL, tail(p.Logs(), maxLoggedBytes))
+		}
+	})
 	return p
+}
+
+// maxLoggedBytes bounds how much of a process's log a failed test prints.
+const maxLoggedBytes = 16 << 10
+
+// tail returns the last n bytes of s, starting at a line.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[len(s)-n:]
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return "...\n" + s
 }
 
 func (p *Process) start() {
