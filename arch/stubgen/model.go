@@ -14,6 +14,13 @@ import (
 const (
 	// DirectiveIdempotent on an interface method marks it safe to retry.
 	DirectiveIdempotent = "//seam:idempotent"
+	// DirectiveReadOnly on an interface method marks it as changing nothing: safe to retry, and the only kind
+	// of method a split module may shadow (call on both sides and compare).
+	DirectiveReadOnly = "//seam:readonly"
+	// DirectiveKey on an interface method, followed by a string parameter's name ("//seam:key userID"), makes
+	// that argument the method's routing key: a split module sends the same key to the same side. Without it
+	// the caller's user id routes the call.
+	DirectiveKey = "//seam:key"
 	// DirectiveLocal on an interface type leaves it out of generation (an interface that is not the module's
 	// remote contract).
 	DirectiveLocal = "//seam:local"
@@ -58,6 +65,9 @@ type method struct {
 	params     []param // after ctx
 	result     types.Type
 	idempotent bool
+	readOnly   bool
+	// key is the routing key parameter's Go name in the client, or "".
+	key string
 }
 
 // param is one argument after ctx: its Go name in the client and its field in the request struct.
@@ -116,11 +126,21 @@ func collect(root string, ap *apiPackage) ([]*service, []Violation) {
 		for i := range iface.NumMethods() {
 			fn := iface.Method(i)
 			m, reasons := checkMethod(fn)
+			var doc *ast.CommentGroup
+			if f := fields[fn.Pos()]; f != nil {
+				doc = f.Doc
+			}
+			if len(reasons) == 0 {
+				m.readOnly = hasDirective(doc, DirectiveReadOnly)
+				m.idempotent = m.readOnly || hasDirective(doc, DirectiveIdempotent)
+				if key, ok := directiveArg(doc, DirectiveKey); ok {
+					m.key, reasons = routingKey(fn, m, key)
+				}
+			}
 			for _, r := range reasons {
 				violations = append(violations, Violation{Pos: position(root, ap.fset, fn.Pos()), Method: name + "." + fn.Name(), Reason: r})
 			}
 			if len(reasons) == 0 {
-				m.idempotent = fields[fn.Pos()] != nil && hasDirective(fields[fn.Pos()].Doc, DirectiveIdempotent)
 				svc.methods = append(svc.methods, m)
 			}
 		}
@@ -139,6 +159,35 @@ func hasDirective(doc *ast.CommentGroup, directive string) bool {
 		}
 	}
 	return false
+}
+
+// directiveArg returns the argument of directive in doc ("//seam:key userID" gives "userID").
+func directiveArg(doc *ast.CommentGroup, directive string) (string, bool) {
+	if doc == nil {
+		return "", false
+	}
+	for _, c := range doc.List {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(c.Text), directive); ok && (rest == "" || rest[0] == ' ') {
+			return strings.TrimSpace(rest), true
+		}
+	}
+	return "", false
+}
+
+// routingKey checks that key names a string parameter of fn and returns its Go name in the client.
+func routingKey(fn *types.Func, m *method, key string) (string, []string) {
+	params := fn.Type().(*types.Signature).Params()
+	for i := 1; i < params.Len(); i++ {
+		v := params.At(i)
+		if v.Name() != key {
+			continue
+		}
+		if b, ok := v.Type().Underlying().(*types.Basic); !ok || b.Kind() != types.String {
+			return "", []string{fmt.Sprintf("%s %s: the routing key must be a string parameter", DirectiveKey, key)}
+		}
+		return m.params[i-1].name, nil
+	}
+	return "", []string{fmt.Sprintf("%s %s: no parameter is called %q", DirectiveKey, key, key)}
 }
 
 func position(root string, fset *token.FileSet, pos token.Pos) string {

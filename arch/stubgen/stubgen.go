@@ -160,7 +160,8 @@ type imports struct {
 func newImports() *imports {
 	im := &imports{byPath: map[string]string{}, used: map[string]bool{}}
 	for _, p := range [][2]string{{"context", "context"}, {"log/slog", "slog"}, {"github.com/nats-io/nats.go", "nats"},
-		{"github.com/nats-io/nats.go/micro", "micro"}, {"github.com/seamkit/seam/platform/rpc", "rpc"}} {
+		{"github.com/nats-io/nats.go/micro", "micro"}, {"github.com/seamkit/seam/platform/route", "route"},
+		{"github.com/seamkit/seam/platform/rpc", "rpc"}} {
 		im.byPath[p[0]] = p[1]
 		im.used[p[1]] = true
 	}
@@ -291,11 +292,13 @@ func render(ap *apiPackage, svc *service) ([]byte, error) {
 		w("\t\t\t\tresult, err := impl.%s(%s)\n\t\t\t\tif err != nil {\n\t\t\t\t\treturn nil, err\n\t\t\t\t}\n", m.name, strings.Join(args, ", "))
 		w("\t\t\t\treturn &%sResponse{Result: result}, nil\n\t\t\t})},\n", m.name)
 	}
-	w("\t\t},\n\t})\n}\n")
+	w("\t\t},\n\t})\n}\n\n")
+	renderRouter(w, svc, iface, q)
 
 	pkgName := PackageName(ap.module)
 	head := fmt.Sprintf("%s\n\n// Package %s calls and serves %s over NATS, so the %s module\n"+
-		"// can run in another process while its callers keep the same interface.\n"+
+		"// can run in another process while its callers keep the same interface, and routes each call\n"+
+		"// to the local or the remote implementation.\n"+
 		"// Generated from %s by seam gen.\npackage %s\n\n%s\n"+
 		"// Module is the module whose interface these stubs call and serve.\n",
 		Header, pkgName, iface, ap.module, ap.dir, pkgName, im.block())
@@ -304,4 +307,61 @@ func render(ap *apiPackage, svc *service) ([]byte, error) {
 		return nil, fmt.Errorf("stubgen: format stubs of %s: %w\n%s", ap.dir, err, head+b.String())
 	}
 	return src, nil
+}
+
+// renderRouter writes the router of svc: an implementation of the interface that sends each call to the
+// local or the remote implementation as its route.Module decides, measures it, and shadows read-only calls.
+func renderRouter(w func(string, ...any), svc *service, iface string, q types.Qualifier) {
+	router := strings.ToLower(svc.name[:1]) + svc.name[1:] + "Router"
+	w("// %sMethods describes %s's methods to platform/route.\n", svc.name, iface)
+	w("var %sMethods = []route.MethodInfo{\n", svc.name)
+	for _, m := range svc.methods {
+		w("\t{Name: %q, ReadOnly: %t},\n", m.name, m.readOnly)
+	}
+	w("}\n\n")
+	w("// %s sends each call of %s to the local or the remote implementation.\n", router, iface)
+	w("type %s struct {\n\timpls [2]%s\n\tmethods [%d]*route.Method\n}\n\n", router, iface, len(svc.methods))
+	w("// New%sRouter returns an implementation of %s that sends each call to local or remote, as mod decides\n", svc.name, iface)
+	w("// (mod must have been added with %sMethods; the side a module's mode never picks may be nil).\n", svc.name)
+	w("func New%sRouter(local, remote %s, mod *route.Module) %s {\n", svc.name, iface, iface)
+	w("\treturn &%s{impls: [2]%s{local, remote}, methods: [%d]*route.Method{", router, iface, len(svc.methods))
+	for i, m := range svc.methods {
+		if i > 0 {
+			w(", ")
+		}
+		w("mod.Method(%q)", m.name)
+	}
+	w("}}\n}\n\n")
+	for i, m := range svc.methods {
+		var params, args []string
+		params = append(params, "ctx context.Context")
+		args = append(args, "ctx")
+		for _, p := range m.params {
+			params = append(params, p.name+" "+types.TypeString(p.typ, q))
+			args = append(args, p.name)
+		}
+		key := `""`
+		if m.key != "" {
+			key = m.key
+		}
+		call := fmt.Sprintf("%s(%s)", m.name, strings.Join(args, ", "))
+		w("// %s routes %s.%s.\n", m.name, svc.name, m.name)
+		if m.result == nil {
+			w("func (r *%s) %s(%s) error {\n", router, m.name, strings.Join(params, ", "))
+			w("\tc := r.methods[%d].Begin(ctx, %s)\n\terr := r.impls[c.Side()].%s\n\tc.End(err)\n", i, key, call)
+			if m.readOnly {
+				w("\tif c.Shadow() {\n\t\tother := r.impls[c.Side().Other()]\n")
+				w("\t\tc.Compare(ctx, nil, err, func(ctx context.Context) (any, error) { return nil, other.%s })\n\t}\n", call)
+			}
+			w("\treturn err\n}\n\n")
+			continue
+		}
+		w("func (r *%s) %s(%s) (%s, error) {\n", router, m.name, strings.Join(params, ", "), types.TypeString(m.result, q))
+		w("\tc := r.methods[%d].Begin(ctx, %s)\n\tresult, err := r.impls[c.Side()].%s\n\tc.End(err)\n", i, key, call)
+		if m.readOnly {
+			w("\tif c.Shadow() {\n\t\tother := r.impls[c.Side().Other()]\n")
+			w("\t\tc.Compare(ctx, result, err, func(ctx context.Context) (any, error) { return other.%s })\n\t}\n", call)
+		}
+		w("\treturn result, err\n}\n\n")
+	}
 }

@@ -92,6 +92,8 @@ func TestInvalidMethodsReportedWithPosition(t *testing.T) {
 		file + ":24: Broken.Raw: result: Holder: field P: unsafe.Pointer is not remotable",
 		file + ":26: Broken.Anything: parameter 1 (v): interface values (including any and error) cannot be decoded on the other side",
 		file + ":28: Broken.Many: variadic parameters are not remotable",
+		file + ":31: Broken.Unkeyed: //seam:key userID: no parameter is called \"userID\"",
+		file + ":34: Broken.Numbered: //seam:key n: the routing key must be a string parameter",
 	}
 	var got []string
 	for _, v := range invalid.Violations {

@@ -50,13 +50,28 @@ type problem struct {
 	Detail string `json:"detail"`
 	Code   string `json:"code"`
 	Status int    `json:"status"`
+	Errors []struct {
+		Field  string `json:"field"`
+		Detail string `json:"detail"`
+	} `json:"errors"`
 }
 
-// do sends method path (under /api/admin) and decodes a 2xx JSON answer into out (when not nil).
-func (c *adminClient) do(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+"/api/admin"+path, bytes.NewReader(nil))
+// do sends method path (under /api/admin) with in as its JSON body (none when nil) and decodes a 2xx JSON
+// answer into out (when not nil).
+func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return fmt.Errorf("encode the request of %s %s: %w", method, path, err)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+"/api/admin"+path, bytes.NewReader(body))
 	if err != nil {
 		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
@@ -65,17 +80,17 @@ func (c *adminClient) do(ctx context.Context, method, path string, out any) erro
 		return fmt.Errorf("call %s (is the process running? set --url): %w", c.base, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return fmt.Errorf("read the answer of %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return problemError(resp.StatusCode, body)
+		return problemError(resp.StatusCode, answer)
 	}
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(body, out); err != nil {
+	if err := json.Unmarshal(answer, out); err != nil {
 		return fmt.Errorf("decode the answer of %s %s: %w", method, path, err)
 	}
 	return nil
@@ -92,6 +107,9 @@ func problemError(status int, body []byte) error {
 	msg := p.Detail
 	if msg == "" {
 		msg = p.Title
+	}
+	for _, fe := range p.Errors {
+		msg += fmt.Sprintf("; %s %s", fe.Field, fe.Detail)
 	}
 	hint := ""
 	switch status {

@@ -65,7 +65,7 @@ func dlqListCommand() *cobra.Command {
 			var out struct {
 				DeadLetters []deadLetter `json:"dead_letters"`
 			}
-			if err := c.do(cmd.Context(), http.MethodGet, "/dlq?"+q.Encode(), &out); err != nil {
+			if err := c.do(cmd.Context(), http.MethodGet, "/dlq?"+q.Encode(), nil, &out); err != nil {
 				return err
 			}
 			return printDeadLetters(cmd.OutOrStdout(), out.DeadLetters)
@@ -110,7 +110,7 @@ func dlqShowCommand() *cobra.Command {
 				return err
 			}
 			var d deadLetter
-			if err := c.do(cmd.Context(), http.MethodGet, "/dlq/"+url.PathEscape(args[0])+"/"+url.PathEscape(args[1]), &d); err != nil {
+			if err := c.do(cmd.Context(), http.MethodGet, "/dlq/"+url.PathEscape(args[0])+"/"+url.PathEscape(args[1]), nil, &d); err != nil {
 				return err
 			}
 			return printDeadLetter(cmd.OutOrStdout(), d)
@@ -177,7 +177,7 @@ func dlqActionCommand(action string) *cobra.Command {
 				DeadLetter deadLetter `json:"dead_letter"`
 			}
 			path := "/dlq/" + url.PathEscape(args[0]) + "/" + url.PathEscape(args[1]) + "/" + action
-			if err := c.do(cmd.Context(), http.MethodPost, path, &out); err != nil {
+			if err := c.do(cmd.Context(), http.MethodPost, path, nil, &out); err != nil {
 				return err
 			}
 			msg := fmt.Sprintf("dead letter %s of %s: %s", args[1], args[0], out.DeadLetter.Status)

@@ -36,7 +36,7 @@ func replayCommand() *cobra.Command {
 			var started struct {
 				EventsToReapply int64 `json:"events_to_reapply"`
 			}
-			if err := c.do(cmd.Context(), http.MethodPost, "/replay/"+url.PathEscape(module), &started); err != nil {
+			if err := c.do(cmd.Context(), http.MethodPost, "/replay/"+url.PathEscape(module), nil, &started); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
@@ -49,7 +49,7 @@ func replayCommand() *cobra.Command {
 				var st struct {
 					Consumers []consumerStatus `json:"consumers"`
 				}
-				if err := c.do(cmd.Context(), http.MethodGet, "/consumers", &st); err != nil {
+				if err := c.do(cmd.Context(), http.MethodGet, "/consumers", nil, &st); err != nil {
 					return err
 				}
 				var left uint64

@@ -129,6 +129,7 @@ var Module = app.Module{Name: Name, Options: fx.Module(Name,
 	),
 	fx.Provide(httpx.AsRoutes(newRoutes)),
 ), Remote: app.RemoteAPI(authremote.NewAuthClientFunc, authremote.ServeAuth,
+	authremote.NewAuthRouter, authremote.AuthMethods,
 	fx.Provide(fx.Annotate(NewTokenVerifier, fx.As(new(httpx.TokenVerifier)))))}
 
 // serviceParams is what newService needs from the application.

@@ -79,7 +79,8 @@ var Module = app.Module{Name: Name, Options: fx.Module(Name,
 	upgrades,
 	fx.Provide(func(s *billingdomain.Service) billingapi.Billing { return s }),
 	fx.Provide(httpx.AsRoutes(newRoutes)),
-), Remote: app.RemoteAPI(billingremote.NewBillingClientFunc, billingremote.ServeBilling)}
+), Remote: app.RemoteAPI(billingremote.NewBillingClientFunc, billingremote.ServeBilling,
+	billingremote.NewBillingRouter, billingremote.BillingMethods)}
 
 // newProvider returns the configured payment provider.
 func newProvider(cfg Config) (billingdomain.PaymentProvider, error) {

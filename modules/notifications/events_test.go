@@ -242,7 +242,7 @@ func TestModuleGraph(t *testing.T) {
 	cfg := &app.Config{}
 	err := fx.ValidateApp(
 		fx.Supply(cfg, logger, db.New(db.Config{}, t.TempDir(), logger), bus.New(bus.Config{}, logger)),
-		fx.Provide(app.NewConsumers),
+		fx.Provide(app.NewConsumers, app.NewModulePools),
 		Module.Options,
 	)
 	if err != nil {

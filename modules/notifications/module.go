@@ -40,7 +40,8 @@ var Module = app.Module{Name: Name, Options: fx.Module(Name,
 	fx.Provide(func(s *notificationsdomain.Service) notificationsapi.Notifications { return s }),
 	fx.Provide(httpx.AsRoutes(newRoutes)),
 	fx.Invoke(consume),
-), Remote: app.RemoteAPI(notificationsremote.NewNotificationsClientFunc, notificationsremote.ServeNotifications)}
+), Remote: app.RemoteAPI(notificationsremote.NewNotificationsClientFunc, notificationsremote.ServeNotifications,
+	notificationsremote.NewNotificationsRouter, notificationsremote.NotificationsMethods)}
 
 // consume starts the module's durable consumers.
 func consume(lc fx.Lifecycle, consumers *app.Consumers, pool *pgxpool.Pool, b *bus.Bus, logger *slog.Logger,

@@ -206,7 +206,7 @@ func TestModuleGraph(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
 	err := fx.ValidateApp(
 		fx.Supply(&app.Config{}, logger, db.New(db.Config{}, t.TempDir(), logger), bus.New(bus.Config{}, logger)),
-		fx.Provide(app.NewConsumers),
+		fx.Provide(app.NewConsumers, app.NewModulePools),
 		Module.Options,
 	)
 	if err != nil {

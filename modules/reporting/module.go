@@ -38,7 +38,8 @@ var Module = app.Module{Name: Name, Options: fx.Module(Name,
 	fx.Provide(httpx.AsRoutes(newRoutes)),
 	app.ReadModel(Name, reportingdata.Reset),
 	fx.Invoke(consume),
-), Remote: app.RemoteAPI(reportingremote.NewReportsClientFunc, reportingremote.ServeReports), HTTPPrefix: RoutePrefix}
+), Remote: app.RemoteAPI(reportingremote.NewReportsClientFunc, reportingremote.ServeReports,
+	reportingremote.NewReportsRouter, reportingremote.ReportsMethods), HTTPPrefix: RoutePrefix}
 
 // RoutePrefix is where the module's HTTP routes live (the reports, not the module, name the resource).
 const RoutePrefix = "/api/reports"

@@ -13,6 +13,7 @@ import (
 	"github.com/seamkit/seam/platform/httpx"
 	"github.com/seamkit/seam/platform/identity"
 	"github.com/seamkit/seam/platform/inbox"
+	"github.com/seamkit/seam/platform/route"
 )
 
 // AdminPrefix is where the admin API (dead letters, consumers, replay) is mounted; it serves admins only.
@@ -56,11 +57,13 @@ func deadLetterView(d ModuleDeadLetter) DeadLetterView {
 }
 
 // adminRoutes serves the admin API at AdminPrefix: GET /dlq, GET /dlq/{module}/{id},
-// POST /dlq/{module}/{id}/retry, POST /dlq/{module}/{id}/discard, GET /consumers and POST /replay/{module}.
-func adminRoutes(c *Consumers, logger *slog.Logger) httpx.Routes {
+// POST /dlq/{module}/{id}/retry, POST /dlq/{module}/{id}/discard, GET /consumers, POST /replay/{module},
+// and the routing endpoints (routingRoutes).
+func adminRoutes(c *Consumers, t *route.Table, logger *slog.Logger) httpx.Routes {
 	h := func(f httpx.HandlerFunc) http.HandlerFunc { return httpx.Errors(logger, f) }
 	return httpx.Routes{Prefix: AdminPrefix, Mount: func(r chi.Router) {
 		r.Use(httpx.RequireRole(identity.RoleAdmin, logger))
+		routingRoutes(r, t, logger)
 		r.Get("/dlq", h(func(w http.ResponseWriter, r *http.Request) error {
 			status := r.URL.Query().Get("status")
 			switch status {

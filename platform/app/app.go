@@ -94,7 +94,7 @@ func assemble(cfg *Config, logOut io.Writer, extra fx.Option, modules []Module) 
 	if err := cfg.checkModules(names); err != nil {
 		return nil, nil, err
 	}
-	opts, remote, err := cfg.moduleOptions(modules)
+	opts, remote, routes, err := cfg.moduleOptions(modules)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -156,8 +156,8 @@ func assemble(cfg *Config, logOut io.Writer, extra fx.Option, modules []Module) 
 		// Force the kernel to start first (and stop last) whatever the modules ask for.
 		fx.Invoke(func(*db.Database, *bus.Bus) {}),
 	)
-	all := append([]fx.Option{kernel}, opts...)
-	all = append(all, httpx.Module, extra)
+	all := append([]fx.Option{kernel, routingOptions(routes)}, opts...)
+	all = append(all, startRouting, httpx.Module, extra)
 	a := fx.New(all...)
 	if err := a.Err(); err != nil {
 		return nil, logger, fmt.Errorf("assemble application: %w", err)

@@ -40,6 +40,7 @@ func Storage(name string, migrations fs.FS) fx.Option {
 			})
 			return pool, nil
 		}),
+		fx.Invoke(func(pools *ModulePools, pool *pgxpool.Pool) { pools.add(name, pool) }),
 	)
 }
 

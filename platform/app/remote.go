@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -20,6 +22,7 @@ import (
 	"github.com/seamkit/seam/platform/config"
 	"github.com/seamkit/seam/platform/httpx"
 	"github.com/seamkit/seam/platform/observe"
+	"github.com/seamkit/seam/platform/route"
 	"github.com/seamkit/seam/platform/rpc"
 )
 
@@ -33,27 +36,58 @@ const (
 	// ModeRemote runs the module elsewhere: its api goes through the generated client over NATS, and this
 	// process forwards HTTP requests under /api/<name> to the processes that run it (it is their gateway).
 	ModeRemote Mode = "remote"
+	// ModeSplit runs the module both here and in its extracted processes: a sticky share of its callers
+	// (modules.<name>.rollout, changed live through the admin API) goes remote, api calls and HTTP requests
+	// alike, and the rest stays local. This process does not serve the module on the bus, so "remote" means
+	// the extracted instances.
+	ModeSplit Mode = "split"
+	// ModeShadow is ModeSplit with shadowing on: read-only calls are also made on the side not chosen and the
+	// answers compared.
+	ModeShadow Mode = "shadow"
 )
 
-// modeKey is the key of a module's section that app reads (and removes) before the module decodes it.
-const modeKey = "mode"
+// modes lists the values of Mode, for messages.
+var modes = []Mode{ModeLocal, ModeRemote, ModeSplit, ModeShadow}
+
+// Keys of a module's section that app reads (and removes) before the module decodes it.
+const (
+	modeKey     = "mode"
+	rolloutKey  = "rollout"
+	rollbackKey = "rollback"
+)
 
 // Remote is what a process needs of a module beyond its Options: the api client to use when the module runs
-// elsewhere, and the server that lets other processes call it when it runs here. Build it with RemoteAPI.
+// elsewhere, the server that lets other processes call it when it runs here, and the router that measures
+// every call and, in split mode, sends each to one side. Build it with RemoteAPI.
 type Remote struct {
-	client func(module string) fx.Option
-	serve  func(module string) fx.Option
+	methods []route.MethodInfo
+	local   func(module string) fx.Option
+	remote  func(module string) fx.Option
+	split   func(module string) fx.Option
+	serve   func(module string) fx.Option
 }
 
 // RemoteAPI describes module api T's generated stubs (modules/<m>/api/remote): newClient is the generated
-// New<X>ClientFunc and serve the generated Serve<X>. remoteOnly adds options used only when the module runs
-// remote (for example the adapters the process needs over the client, such as auth's token verifier).
+// New<X>ClientFunc, serve the generated Serve<X>, newRouter the generated New<X>Router and methods the
+// generated <X>Methods. remoteOnly adds options used only when the module runs remote (for example the
+// adapters the process needs over the client, such as auth's token verifier).
 func RemoteAPI[T any](newClient func(conn func() *nats.Conn, opts ...rpc.CallOption) T,
-	serve func(conn *nats.Conn, impl T, logger *slog.Logger) (micro.Service, error), remoteOnly ...fx.Option) Remote {
+	serve func(conn *nats.Conn, impl T, logger *slog.Logger) (micro.Service, error),
+	newRouter func(local, remote T, mod *route.Module) T, methods []route.MethodInfo, remoteOnly ...fx.Option) Remote {
+	var none T
 	return Remote{
-		client: func(string) fx.Option {
+		methods: methods,
+		local: func(module string) fx.Option {
+			return fx.Decorate(func(local T, t *route.Table) T { return newRouter(local, none, t.Module(module)) })
+		},
+		split: func(module string) fx.Option {
+			return fx.Decorate(func(local T, b *bus.Bus, t *route.Table) T {
+				return newRouter(local, newClient(b.Conn), t.Module(module))
+			})
+		},
+		remote: func(module string) fx.Option {
 			return fx.Options(
-				fx.Provide(func(b *bus.Bus) T { return newClient(b.Conn) }),
+				fx.Provide(func(b *bus.Bus, t *route.Table) T { return newRouter(none, newClient(b.Conn), t.Module(module)) }),
 				fx.Options(remoteOnly...),
 			)
 		},
@@ -80,27 +114,40 @@ func RemoteAPI[T any](newClient func(conn func() *nats.Conn, opts ...rpc.CallOpt
 	}
 }
 
-// localOptions runs m in this process: its own options, its api served on the bus, and its HTTP routes served
-// on the bus for gateways in other processes.
+// localOptions runs m in this process: its own options, its api (through its router) and HTTP routes
+// served on the bus for gateways in other processes.
 func localOptions(m Module) fx.Option {
 	opts := []fx.Option{m.Options, serveHTTPOnBus(m.Name)}
 	if m.Remote.serve != nil {
-		opts = append(opts, m.Remote.serve(m.Name))
+		opts = append(opts, m.Remote.local(m.Name), m.Remote.serve(m.Name), measuredRoutes(m.Name, m.prefix(), false))
 	}
 	return fx.Options(opts...)
+}
+
+// splitOptions runs m here and routes its calls between this process and its extracted instances; it
+// serves nothing of m on the bus.
+func splitOptions(m Module) (fx.Option, error) {
+	if m.Remote.split == nil {
+		return nil, fmt.Errorf("config: modules.%s.%s: module %s has no remote api (Module.Remote is not set)", m.Name, modeKey, m.Name)
+	}
+	return fx.Options(m.Options, m.Remote.split(m.Name), measuredRoutes(m.Name, m.prefix(), true)), nil
 }
 
 // remoteOptions reaches m in other processes: its api through the generated client, and its HTTP routes
 // through a gateway.
 func remoteOptions(m Module) (fx.Option, error) {
-	if m.Remote.client == nil {
+	if m.Remote.remote == nil {
 		return nil, fmt.Errorf("config: modules.%s.%s: module %s has no remote api (Module.Remote is not set)", m.Name, modeKey, m.Name)
 	}
-	prefix := m.HTTPPrefix
-	if prefix == "" {
-		prefix = "/api/" + m.Name
+	return fx.Options(m.Remote.remote(m.Name), gatewayRoutes(m.Name, m.prefix())), nil
+}
+
+// prefix is where m mounts its HTTP routes.
+func (m Module) prefix() string {
+	if m.HTTPPrefix == "" {
+		return "/api/" + m.Name
 	}
-	return fx.Options(m.Remote.client(m.Name), gatewayRoutes(m.Name, prefix)), nil
+	return m.HTTPPrefix
 }
 
 // serveHTTPOnBus serves the HTTP requests gateways forward for module with the process's whole handler
@@ -126,40 +173,72 @@ func serveHTTPOnBus(module string) fx.Option {
 	})
 }
 
+// newGateway returns the gateway that forwards module's HTTP requests to the processes running it, over
+// the platform's own connection.
+func newGateway(module string, b *bus.Bus, cfg httpx.Config, logger *slog.Logger) *httpx.Gateway {
+	return httpx.NewGateway(b.Conn, bus.HTTPSubject(module), cfg.WriteTimeout, observe.ModuleLogger(logger, module))
+}
+
 // gatewayRoutes mounts a gateway at prefix that forwards every request there to the processes running
-// module, over the platform's own connection.
+// module, measured by the module's router.
 func gatewayRoutes(module, prefix string) fx.Option {
-	return fx.Provide(httpx.AsRoutes(func(b *bus.Bus, cfg httpx.Config, logger *slog.Logger) httpx.Routes {
-		gw := httpx.NewGateway(b.Conn, bus.HTTPSubject(module), cfg.WriteTimeout, observe.ModuleLogger(logger, module))
+	return fx.Provide(httpx.AsRoutes(func(b *bus.Bus, cfg httpx.Config, logger *slog.Logger, t *route.Table) httpx.Routes {
+		h := route.HTTP(t.Module(module), nil, newGateway(module, b, cfg, logger), logger)
 		return httpx.Routes{Prefix: prefix, Mount: func(r chi.Router) {
-			r.Handle("/", gw)
-			r.Handle("/*", gw)
+			r.Handle("/", h)
+			r.Handle("/*", h)
 		}}
 	}))
 }
 
-// moduleOptions returns the options that run each module as its mode says, and the names of the modules
-// that run remote.
-func (c *Config) moduleOptions(modules []Module) ([]fx.Option, []string, error) {
+// measuredRoutes wraps the module's own routes at prefix in its router: each request is measured, and in
+// split mode (forward) served here or forwarded to the module's extracted instances as the router decides.
+func measuredRoutes(module, prefix string, forward bool) fx.Option {
+	return fx.Provide(httpx.AsWrapper(func(b *bus.Bus, cfg httpx.Config, logger *slog.Logger, t *route.Table) httpx.Wrapper {
+		var gw *httpx.Gateway
+		if forward {
+			gw = newGateway(module, b, cfg, logger)
+		}
+		return httpx.Wrapper{Prefix: prefix, Middleware: func(next http.Handler) http.Handler {
+			return route.HTTP(t.Module(module), next, gw, logger)
+		}}
+	}))
+}
+
+// moduleOptions returns the options that run each module as its mode says, the names of the modules that
+// run remote (entirely elsewhere), and the routing of every module that has a remote api.
+func (c *Config) moduleOptions(modules []Module) ([]fx.Option, []string, []route.ModuleConfig, error) {
 	opts := make([]fx.Option, 0, len(modules))
 	var remote []string
+	var routes []route.ModuleConfig
 	for _, m := range modules {
 		mode, err := c.ModuleMode(m.Name)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		if mode == ModeLocal {
-			opts = append(opts, localOptions(m))
-			continue
+		var o fx.Option
+		switch mode {
+		case ModeLocal:
+			o = localOptions(m)
+		case ModeRemote:
+			o, err = remoteOptions(m)
+			remote = append(remote, m.Name)
+		default:
+			o, err = splitOptions(m)
 		}
-		o, err := remoteOptions(m)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		opts = append(opts, o)
-		remote = append(remote, m.Name)
+		rc, err := c.moduleRouting(m, mode)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if m.Remote.methods != nil || mode != ModeLocal {
+			routes = append(routes, rc)
+		}
 	}
-	return opts, remote, nil
+	return opts, remote, routes, nil
 }
 
 // allLocal returns a copy of c in which every one of modules runs locally.
@@ -217,33 +296,51 @@ func (c *Config) ModuleMode(name string) (Mode, error) {
 	if raw == "" && !fromYAML {
 		return ModeLocal, nil
 	}
-	switch m := Mode(strings.TrimSpace(raw)); m {
-	case ModeLocal, ModeRemote:
-		return m, nil
-	default:
-		return "", fmt.Errorf("config: modules.%s.%s (%s): must be %q or %q, got %q", name, modeKey, envName, ModeLocal, ModeRemote, raw)
+	m := Mode(strings.TrimSpace(raw))
+	if !slices.Contains(modes, m) {
+		return "", fmt.Errorf("config: modules.%s.%s (%s): must be one of %s, got %q", name, modeKey, envName, modeList(), raw)
 	}
+	return m, nil
 }
 
 // takeModeKey removes modules.<name>.mode from the section, returning its value and whether it was there.
 func (c *Config) takeModeKey(name string) (string, bool, error) {
-	node, ok := c.Modules[name]
-	if !ok || node.Kind != yaml.MappingNode {
+	v, ok := c.takeKey(name, modeKey)
+	if !ok {
 		return "", false, nil
 	}
+	if v.Kind != yaml.ScalarNode {
+		return "", false, fmt.Errorf("config: modules.%s.%s: must be one of %s", name, modeKey, modeList())
+	}
+	return v.Value, true, nil
+}
+
+// takeKey removes modules.<name>.<key> from the section and returns its value, if it was there.
+func (c *Config) takeKey(name, key string) (*yaml.Node, bool) {
+	node, ok := c.Modules[name]
+	if !ok || node.Kind != yaml.MappingNode {
+		return nil, false
+	}
 	for i := 0; i+1 < len(node.Content); i += 2 {
-		if node.Content[i].Value != modeKey {
+		if node.Content[i].Value != key {
 			continue
 		}
 		v := node.Content[i+1]
-		if v.Kind != yaml.ScalarNode {
-			return "", false, fmt.Errorf("config: modules.%s.%s: must be %q or %q", name, modeKey, ModeLocal, ModeRemote)
-		}
+		// A new slice: the section's nodes may be shared with a copy of the configuration (allLocal).
 		node.Content = append(node.Content[:i:i], node.Content[i+2:]...)
 		c.Modules[name] = node
-		return v.Value, true, nil
+		return v, true
 	}
-	return "", false, nil
+	return nil, false
+}
+
+// modeList renders modes for a message: "local", "remote", "split" or "shadow".
+func modeList() string {
+	quoted := make([]string, len(modes))
+	for i, m := range modes {
+		quoted[i] = strconv.Quote(string(m))
+	}
+	return strings.Join(quoted[:len(quoted)-1], ", ") + " or " + quoted[len(quoted)-1]
 }
 
 // ErrEmbeddedBus is returned by RunExtracted when no external NATS servers are configured.

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/seamkit/seam/platform/errs"
+	"github.com/seamkit/seam/platform/failpoint"
 	"github.com/seamkit/seam/platform/observe"
 )
 
@@ -330,6 +331,10 @@ func (m *replyMux) dispatch(msg *nats.Msg) {
 	}
 }
 
+// FailpointServeForwarded names the failpoint (platform/failpoint) that fails a forwarded request in the
+// process serving it, before its handler runs: fault tests inject remote errors with it.
+const FailpointServeForwarded = "httpx.serve_forwarded"
+
 // maxConcurrentForwarded bounds how many forwarded requests one ServeNATS subscription handles at once.
 const maxConcurrentForwarded = 128
 
@@ -425,7 +430,11 @@ func serveForwarded(m *nats.Msg, h http.Handler, timeout time.Duration, logger *
 		r.RemoteAddr = m.Header.Get(HeaderForwardRemoteAddr)
 		r.Host = r.Header.Get("Host")
 		r.ContentLength = int64(len(m.Data))
-		h.ServeHTTP(rec, r)
+		if err := failpoint.Inject(FailpointServeForwarded); err != nil {
+			WriteError(rec, r, logger, err)
+		} else {
+			h.ServeHTTP(rec, r)
+		}
 	}
 	stopBeats()
 	if rec.status == 0 {

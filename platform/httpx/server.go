@@ -88,6 +88,18 @@ func AsRoutes(constructor any) any {
 	return fx.Annotate(constructor, fx.ResultTags(`group:"routes"`))
 }
 
+// Wrapper wraps every request under Prefix (the Prefix of a Routes) in Middleware, before the routes
+// match: the platform uses it to decide where a module's requests are served.
+type Wrapper struct {
+	Prefix     string
+	Middleware func(http.Handler) http.Handler
+}
+
+// AsWrapper annotates a constructor returning a Wrapper so its result joins the "wrappers" value group.
+func AsWrapper(constructor any) any {
+	return fx.Annotate(constructor, fx.ResultTags(`group:"wrappers"`))
+}
+
 // ReadinessCheck reports whether a dependency (database, bus) is usable; /readyz runs them all.
 type ReadinessCheck struct {
 	Name  string
@@ -106,6 +118,7 @@ type ServerParams struct {
 	Logger   *slog.Logger
 	Verifier TokenVerifier    `optional:"true"`
 	Routes   []Routes         `group:"routes"`
+	Wrappers []Wrapper        `group:"wrappers"`
 	Checks   []ReadinessCheck `group:"readiness"`
 	// Metrics, when given, is served at /metrics in the Prometheus text format.
 	Metrics *observe.Metrics `optional:"true"`
@@ -141,6 +154,11 @@ func NewServer(p ServerParams) (*Server, error) {
 	if p.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", p.Metrics.Handler())
 	}
+	wrappers := map[string][]func(http.Handler) http.Handler{}
+	for _, w := range p.Wrappers {
+		prefix := "/" + strings.Trim(w.Prefix, "/")
+		wrappers[prefix] = append(wrappers[prefix], w.Middleware)
+	}
 	seen := map[string]bool{}
 	routes := append([]Routes(nil), p.Routes...)
 	sort.Slice(routes, func(i, j int) bool { return routes[i].Prefix < routes[j].Prefix })
@@ -150,7 +168,14 @@ func NewServer(p ServerParams) (*Server, error) {
 			return nil, fmt.Errorf("mount %s: %w", prefix, ErrDuplicatePrefix)
 		}
 		seen[prefix] = true
-		r.Route(prefix, rt.Mount)
+		r.Route(prefix, func(sub chi.Router) {
+			sub.Use(wrappers[prefix]...)
+			rt.Mount(sub)
+		})
+		delete(wrappers, prefix)
+	}
+	for prefix := range wrappers {
+		return nil, fmt.Errorf("wrap %s: no routes are mounted there", prefix)
 	}
 	s := &Server{cfg: p.Config, logger: p.Logger, handler: r}
 	s.srv = &http.Server{

@@ -35,6 +35,13 @@ type Deployment struct {
 	Name string
 	// Remote lists the modules run by their extracted binaries instead of the monolith.
 	Remote []string
+	// Split lists the modules run both by the monolith (in split mode, SEAM_<M>_MODE=split) and by their
+	// extracted binaries, the monolith sending a share of their callers to the latter.
+	Split []string
+	// ModuleEnv holds extra settings (KEY=VALUE) for the extracted processes of a module, beyond env.
+	ModuleEnv map[string][]string
+	// MonolithEnv holds extra settings for the monolith, beyond env.
+	MonolithEnv []string
 	// Instances is how many processes run each remote module (1 when absent).
 	Instances map[string]int
 	// Kill names a module one of whose instances is killed (SIGKILL) KillAfter after the deployment is up,
@@ -51,7 +58,9 @@ type Deployment struct {
 }
 
 // Deployments are the deployments the suite runs in besides the monolith alone: each module remote on its
-// own, all four remote (the monolith only a gateway), and two instances of billing, one killed mid-run.
+// own, all four remote (the monolith only a gateway), two instances of billing, one killed mid-run, billing
+// split half and half between the monolith and its extracted process with every read shadowed, and all
+// four remote on a three-node NATS cluster that loses a node.
 func Deployments() []Deployment {
 	var ds []Deployment
 	for _, m := range Modules {
@@ -61,6 +70,8 @@ func Deployments() []Deployment {
 		Deployment{Name: "all-remote", Remote: Modules},
 		Deployment{Name: "billing-twice-one-killed", Remote: []string{"billing"}, Instances: map[string]int{"billing": 2},
 			Kill: "billing", KillAfter: 1500 * time.Millisecond},
+		Deployment{Name: "billing-split-shadowed", Split: []string{"billing"},
+			MonolithEnv: []string{"SEAM_BILLING_ROLLOUT_PERCENT=50", "SEAM_BILLING_ROLLOUT_SHADOW=true"}},
 		Deployment{Name: "all-remote-nats-cluster-node-killed", Remote: Modules, NATSCluster: true, KillNATSNode: true,
 			KillAfter: 1500 * time.Millisecond},
 	)
@@ -111,17 +122,21 @@ func Start(t testing.TB, d Deployment, env []string) *harness.Process {
 	for _, m := range d.Remote {
 		monolithEnv = append(monolithEnv, "SEAM_"+strings.ToUpper(m)+"_MODE=remote")
 	}
+	for _, m := range d.Split {
+		monolithEnv = append(monolithEnv, "SEAM_"+strings.ToUpper(m)+"_MODE=split")
+	}
+	monolithEnv = append(monolithEnv, d.MonolithEnv...)
 	dataDir := harness.DataDir(t)
 	gateway := harness.Start(t, harness.Options{Binary: binary(t, "monolith"), DataDir: dataDir, Env: monolithEnv})
 	dbURL := superuserURL(t, dataDir)
 	var victim *harness.Process
-	for _, m := range d.Remote {
+	for _, m := range append(slices.Clone(d.Remote), d.Split...) {
 		n := max(d.Instances[m], 1)
 		for range n {
-			p := harness.Start(t, harness.Options{Binary: binary(t, m), Env: append(slices.Clone(common),
+			p := harness.Start(t, harness.Options{Binary: binary(t, m), Env: append(append(slices.Clone(common),
 				"SEAM_BUS_URLS="+busURLs,
 				"SEAM_DATABASE_URL="+dbURL,
-			)})
+			), d.ModuleEnv[m]...)})
 			if m == d.Kill && victim == nil {
 				victim = p
 			}

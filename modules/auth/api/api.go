@@ -13,16 +13,19 @@ import (
 // plain serialisable types.
 type Auth interface {
 	// VerifyToken checks a bearer token and returns who it identifies; any failure is ErrInvalidToken.
-	//seam:idempotent
+	//seam:readonly
+	//seam:key token
 	VerifyToken(ctx context.Context, token string) (Identity, error)
 	// GetUser returns a user by id, or ErrUserNotFound.
-	//seam:idempotent
+	//seam:readonly
+	//seam:key userID
 	GetUser(ctx context.Context, userID string) (User, error)
 	// GrantPlan puts userID on plan (PlanPro or PlanTeam), once per grantID: a retry with the same grantID,
 	// user and plan succeeds without granting again (billing's plan-upgrade saga passes its saga id).
 	// ErrUserNotFound for an unknown user, ErrInvalidPlan for a plan that cannot be granted, and
 	// ErrGrantConflict when grantID was used for another user or plan.
 	//seam:idempotent
+	//seam:key userID
 	GrantPlan(ctx context.Context, userID, plan, grantID string) error
 }
 

@@ -14,7 +14,8 @@ import (
 // last, plain serialisable types.
 type Billing interface {
 	// GetInvoice returns one of userID's invoices, or ErrInvoiceNotFound (also for another user's invoice).
-	//seam:idempotent
+	//seam:readonly
+	//seam:key userID
 	GetInvoice(ctx context.Context, userID, invoiceID string) (Invoice, error)
 }
 

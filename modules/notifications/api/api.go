@@ -12,7 +12,8 @@ import (
 type Notifications interface {
 	// List returns userID's notifications, newest first, at most limit of them (1..MaxLimit); another
 	// limit is a validation error.
-	//seam:idempotent
+	//seam:readonly
+	//seam:key userID
 	List(ctx context.Context, userID string, limit int) ([]Notification, error)
 }
 

@@ -10,7 +10,7 @@ type Reports interface {
 	// Summary totals the activity of the days from..to, inclusive dates as "YYYY-MM-DD" (UTC). Either may
 	// be empty: to defaults to today and from to DefaultDays-1 days before to. An invalid date, from after
 	// to, or a range of more than MaxDays days is a validation error.
-	//seam:idempotent
+	//seam:readonly
 	Summary(ctx context.Context, from, to string) (Summary, error)
 }
 

@@ -22,6 +22,8 @@ type fakeBilling struct {
 	mu       sync.Mutex
 	invoices map[string]billingapi.Invoice
 	callers  []identity.Principal
+	// fail, when set, is what every call returns.
+	fail error
 }
 
 func (f *fakeBilling) GetInvoice(ctx context.Context, userID, invoiceID string) (billingapi.Invoice, error) {
@@ -29,6 +31,9 @@ func (f *fakeBilling) GetInvoice(ctx context.Context, userID, invoiceID string) 
 	defer f.mu.Unlock()
 	if p, ok := identity.From(ctx); ok {
 		f.callers = append(f.callers, p)
+	}
+	if f.fail != nil {
+		return billingapi.Invoice{}, f.fail
 	}
 	inv, ok := f.invoices[invoiceID]
 	if !ok || inv.UserID != userID {

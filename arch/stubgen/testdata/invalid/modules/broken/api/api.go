@@ -26,6 +26,12 @@ type Broken interface {
 	Anything(ctx context.Context, v any) error
 	// Many is variadic.
 	Many(ctx context.Context, ids ...string) error
+	// Unkeyed names a routing key it does not have.
+	//seam:key userID
+	Unkeyed(ctx context.Context, id string) error
+	// Numbered names a routing key that is not a string.
+	//seam:key n
+	Numbered(ctx context.Context, n int) error
 }
 
 // Holder hides an unsafe pointer.

@@ -16,13 +16,16 @@ type Shop interface {
 	GetOrder(ctx context.Context, orderID string) (Order, error)
 	// ListOrders returns a user's orders placed since a time, at most limit of them.
 	//
-	//seam:idempotent
+	//seam:readonly
+	//seam:key userID
 	ListOrders(ctx context.Context, userID string, since time.Time, limit int) ([]Order, error)
 	// PlaceOrder places an order and returns it.
 	PlaceOrder(ctx context.Context, userID string, lines []Line, note *string) (*Order, error)
 	// Cancel cancels an order.
 	Cancel(ctx context.Context, orderID, reason string) error
 	// Ping has only a context.
+	//
+	//seam:readonly
 	Ping(context.Context) error
 	// Tags shadows the client's own names and leaves one parameter unnamed.
 	Tags(ctx context.Context, err string, _ int, byKey map[string][]string) (map[string]int64, error)
