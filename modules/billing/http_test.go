@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -369,22 +370,34 @@ func TestPayEndpoint(t *testing.T) {
 		}
 	})
 
-	t.Run("in use", func(t *testing.T) {
-		// A key whose request is still running (its row claimed just now, by another process).
+	t.Run("in use while its holder lives, taken over at once when it dies", func(t *testing.T) {
+		// A request that another instance is serving: that instance holds the key's lock and claimed its row.
 		other := a.createInvoice(alice, 700, "EUR")
-		hash := billingdomain.RequestHash("POST", "/api/billing/invoices/"+other.ID+"/pay", []byte(`{"payment_method":"pm_card_visa"}`))
-		_, err := a.pool.Exec(t.Context(), `INSERT INTO billing.idempotency_keys (user_id, key, request_hash, payment_id, state, created_at, updated_at)
-			VALUES ($1, 'k-busy', $2, gen_random_uuid(), 'in_progress', now(), now())`, alice, hash)
+		holder, err := billingdata.NewRepository(a.pool).HoldIdempotencyKey(t.Context(), alice, "k-busy")
 		if err != nil {
 			t.Fatal(err)
 		}
-		problem(t, a.pay(alice, other.ID, "k-busy", "pm_card_visa"), http.StatusConflict, billingapi.ErrIdempotencyKeyInUse.Code)
-		// Once stale, a retry takes it over and completes it.
-		if _, err := a.pool.Exec(t.Context(), `UPDATE billing.idempotency_keys SET updated_at = now() - interval '1 hour' WHERE key = 'k-busy'`); err != nil {
+		claim := billingdomain.IdempotencyRecord{UserID: alice, Key: "k-busy",
+			RequestHash: billingdomain.RequestHash("POST", "/api/billing/invoices/"+other.ID+"/pay", []byte(`{"payment_method":"pm_card_visa"}`)),
+			PaymentID:   "0190a000-0000-7000-8000-0000000dead0", State: billingdomain.KeyStateInProgress,
+			CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+		claim.UpdatedAt = claim.CreatedAt
+		if err := holder.CreateIdempotencyKey(t.Context(), claim); err != nil {
 			t.Fatal(err)
 		}
-		if r := a.pay(alice, other.ID, "k-busy", "pm_card_visa"); r.status != http.StatusOK {
-			t.Errorf("stale key retry = %d %s, want 200", r.status, r.body)
+		problem(t, a.pay(alice, other.ID, "k-busy", "pm_card_visa"), http.StatusConflict, billingapi.ErrIdempotencyKeyInUse.Code)
+		// The instance dies before it completes (its session ends, freeing the lock); the gateway's resend a
+		// moment later takes the key over and completes it under the claim's payment id.
+		holder.Release()
+		r := a.pay(alice, other.ID, "k-busy", "pm_card_visa")
+		var body struct {
+			Payment billingapi.Payment `json:"payment"`
+		}
+		if err := json.Unmarshal(r.body, &body); err != nil || r.status != http.StatusOK {
+			t.Fatalf("retry after the holder died = %d %s, want 200", r.status, r.body)
+		}
+		if body.Payment.ID != claim.PaymentID {
+			t.Errorf("the retry paid under payment id %s, want the claim's %s", body.Payment.ID, claim.PaymentID)
 		}
 	})
 }

@@ -32,9 +32,6 @@ type Config struct {
 	// PaymentTimeout bounds one payment once its idempotency key is claimed: waiting for the invoice lock,
 	// the charge and recording it.
 	PaymentTimeout time.Duration `yaml:"payment_timeout"`
-	// IdempotencyStaleAfter is how long an in-progress idempotency key is protected before a retry may take
-	// it over (its process presumably died); it must exceed payment_timeout.
-	IdempotencyStaleAfter time.Duration `yaml:"idempotency_stale_after"`
 }
 
 // SetDefaults fills unset fields.
@@ -45,9 +42,6 @@ func (c *Config) SetDefaults() {
 	if c.PaymentTimeout == 0 {
 		c.PaymentTimeout = billingdomain.DefaultPaymentTimeout
 	}
-	if c.IdempotencyStaleAfter == 0 {
-		c.IdempotencyStaleAfter = billingdomain.DefaultStaleAfter
-	}
 }
 
 // Validate checks the section; errors start with the bad key.
@@ -57,10 +51,6 @@ func (c Config) Validate() error {
 	}
 	if c.PaymentTimeout <= 0 {
 		return fmt.Errorf("payment_timeout: must be positive, got %s", c.PaymentTimeout)
-	}
-	if c.IdempotencyStaleAfter <= c.PaymentTimeout {
-		return fmt.Errorf("idempotency_stale_after: must exceed payment_timeout (%s), got %s",
-			c.PaymentTimeout, c.IdempotencyStaleAfter)
 	}
 	return nil
 }
@@ -96,6 +86,5 @@ func newService(repo billingdomain.Repository, provider billingdomain.PaymentPro
 	logger *slog.Logger, cfg Config) *billingdomain.Service {
 	return billingdomain.NewService(repo, provider, auth, logger, billingdomain.Options{
 		PaymentTimeout: cfg.PaymentTimeout,
-		StaleAfter:     cfg.IdempotencyStaleAfter,
 	})
 }

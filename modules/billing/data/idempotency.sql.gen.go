@@ -118,49 +118,23 @@ func (q *Queries) InsertIdempotencyKey(ctx context.Context, arg InsertIdempotenc
 	return result.RowsAffected(), nil
 }
 
-const releaseIdempotencyKey = `-- name: ReleaseIdempotencyKey :execrows
-UPDATE billing.idempotency_keys
-SET updated_at = 'epoch'
-WHERE user_id = $1 AND key = $2
-  AND state = 'in_progress' AND updated_at = $3
-`
-
-type ReleaseIdempotencyKeyParams struct {
-	UserID    pgtype.UUID
-	Key       string
-	ClaimedAt pgtype.Timestamptz
-}
-
-func (q *Queries) ReleaseIdempotencyKey(ctx context.Context, arg ReleaseIdempotencyKeyParams) (int64, error) {
-	result, err := q.db.Exec(ctx, releaseIdempotencyKey, arg.UserID, arg.Key, arg.ClaimedAt)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
-}
-
 const takeOverIdempotencyKey = `-- name: TakeOverIdempotencyKey :one
 UPDATE billing.idempotency_keys
-SET updated_at = $1
-WHERE user_id = $2 AND key = $3
-  AND state = 'in_progress' AND updated_at < $4
+SET updated_at = GREATEST($1::timestamptz, updated_at + interval '1 microsecond')
+WHERE user_id = $2 AND key = $3 AND state = 'in_progress'
 RETURNING user_id, key, request_hash, payment_id, state, response_status, response_body, created_at, updated_at
 `
 
 type TakeOverIdempotencyKeyParams struct {
-	Now         pgtype.Timestamptz
-	UserID      pgtype.UUID
-	Key         string
-	StaleBefore pgtype.Timestamptz
+	Now    pgtype.Timestamptz
+	UserID pgtype.UUID
+	Key    string
 }
 
+// Claims an in-progress row whose process died (the caller holds its free lock). The new updated_at is the
+// claim's fencing token: at least a microsecond past the dead claim's, even when this host's clock is behind.
 func (q *Queries) TakeOverIdempotencyKey(ctx context.Context, arg TakeOverIdempotencyKeyParams) (IdempotencyKey, error) {
-	row := q.db.QueryRow(ctx, takeOverIdempotencyKey,
-		arg.Now,
-		arg.UserID,
-		arg.Key,
-		arg.StaleBefore,
-	)
+	row := q.db.QueryRow(ctx, takeOverIdempotencyKey, arg.Now, arg.UserID, arg.Key)
 	var i IdempotencyKey
 	err := row.Scan(
 		&i.UserID,
@@ -174,4 +148,29 @@ func (q *Queries) TakeOverIdempotencyKey(ctx context.Context, arg TakeOverIdempo
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const tryLockIdempotencyKey = `-- name: TryLockIdempotencyKey :one
+SELECT pg_try_advisory_lock($1::bigint) AS locked
+`
+
+// Takes a key's liveness lock for this session, without waiting; false when another live session holds it.
+// The statements that read or change the key's row run on the connection that holds its lock.
+func (q *Queries) TryLockIdempotencyKey(ctx context.Context, lockID int64) (bool, error) {
+	row := q.db.QueryRow(ctx, tryLockIdempotencyKey, lockID)
+	var locked bool
+	err := row.Scan(&locked)
+	return locked, err
+}
+
+const unlockIdempotencyKey = `-- name: UnlockIdempotencyKey :one
+SELECT pg_advisory_unlock($1::bigint) AS unlocked
+`
+
+// Releases a key's liveness lock; false when this session did not hold it.
+func (q *Queries) UnlockIdempotencyKey(ctx context.Context, lockID int64) (bool, error) {
+	row := q.db.QueryRow(ctx, unlockIdempotencyKey, lockID)
+	var unlocked bool
+	err := row.Scan(&unlocked)
+	return unlocked, err
 }

@@ -99,39 +99,18 @@ func (r *Repository) ListInvoices(ctx context.Context, userID string, limit int)
 	return invs, nil
 }
 
-// CreateIdempotencyKey stores rec in progress, or returns billingdomain.ErrIdempotencyKeyExists.
-func (r *Repository) CreateIdempotencyKey(ctx context.Context, rec billingdomain.IdempotencyRecord) error {
-	uid, err := toUUID(rec.UserID)
-	if err != nil {
-		return fmt.Errorf("user id: %w", err)
-	}
-	paymentID, err := toUUID(rec.PaymentID)
-	if err != nil {
-		return fmt.Errorf("payment id: %w", err)
-	}
-	n, err := r.q.InsertIdempotencyKey(ctx, InsertIdempotencyKeyParams{
-		UserID:      uid,
-		Key:         rec.Key,
-		RequestHash: rec.RequestHash,
-		PaymentID:   paymentID,
-		CreatedAt:   toTimestamptz(rec.CreatedAt),
-	})
-	if err != nil {
-		return fmt.Errorf("insert idempotency key: %w", err)
-	}
-	if n == 0 {
-		return billingdomain.ErrIdempotencyKeyExists
-	}
-	return nil
-}
-
 // GetIdempotencyKey returns the user's row for key, or billingdomain.ErrIdempotencyKeyNotFound.
 func (r *Repository) GetIdempotencyKey(ctx context.Context, userID, key string) (billingdomain.IdempotencyRecord, error) {
 	uid, err := toUUID(userID)
 	if err != nil {
 		return billingdomain.IdempotencyRecord{}, fmt.Errorf("user id: %w", err)
 	}
-	row, err := r.q.GetIdempotencyKey(ctx, GetIdempotencyKeyParams{UserID: uid, Key: key})
+	return readIdempotencyKey(ctx, r.q, uid, key)
+}
+
+// readIdempotencyKey reads the user's row for key through q.
+func readIdempotencyKey(ctx context.Context, q *Queries, uid pgtype.UUID, key string) (billingdomain.IdempotencyRecord, error) {
+	row, err := q.GetIdempotencyKey(ctx, GetIdempotencyKeyParams{UserID: uid, Key: key})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return billingdomain.IdempotencyRecord{}, billingdomain.ErrIdempotencyKeyNotFound
 	}
@@ -139,54 +118,6 @@ func (r *Repository) GetIdempotencyKey(ctx context.Context, userID, key string) 
 		return billingdomain.IdempotencyRecord{}, fmt.Errorf("get idempotency key: %w", err)
 	}
 	return fromIdempotencyKey(row), nil
-}
-
-// TakeOverIdempotencyKey claims a stale in-progress row, or returns billingdomain.ErrIdempotencyKeyNotFound.
-func (r *Repository) TakeOverIdempotencyKey(ctx context.Context, userID, key string, staleBefore, now time.Time) (billingdomain.IdempotencyRecord, error) {
-	uid, err := toUUID(userID)
-	if err != nil {
-		return billingdomain.IdempotencyRecord{}, fmt.Errorf("user id: %w", err)
-	}
-	row, err := r.q.TakeOverIdempotencyKey(ctx, TakeOverIdempotencyKeyParams{
-		Now:         toTimestamptz(now),
-		UserID:      uid,
-		Key:         key,
-		StaleBefore: toTimestamptz(staleBefore),
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return billingdomain.IdempotencyRecord{}, billingdomain.ErrIdempotencyKeyNotFound
-	}
-	if err != nil {
-		return billingdomain.IdempotencyRecord{}, fmt.Errorf("take over idempotency key: %w", err)
-	}
-	return fromIdempotencyKey(row), nil
-}
-
-// ReleaseIdempotencyKey makes rec's row immediately stale, or returns billingdomain.ErrIdempotencyKeyLost.
-func (r *Repository) ReleaseIdempotencyKey(ctx context.Context, rec billingdomain.IdempotencyRecord) error {
-	uid, err := toUUID(rec.UserID)
-	if err != nil {
-		return fmt.Errorf("user id: %w", err)
-	}
-	n, err := r.q.ReleaseIdempotencyKey(ctx, ReleaseIdempotencyKeyParams{UserID: uid, Key: rec.Key, ClaimedAt: toTimestamptz(rec.UpdatedAt)})
-	return claimResult("release idempotency key", n, err)
-}
-
-// DeleteIdempotencyKey removes rec's row, or returns billingdomain.ErrIdempotencyKeyLost.
-func (r *Repository) DeleteIdempotencyKey(ctx context.Context, rec billingdomain.IdempotencyRecord) error {
-	uid, err := toUUID(rec.UserID)
-	if err != nil {
-		return fmt.Errorf("user id: %w", err)
-	}
-	n, err := r.q.DeleteIdempotencyKey(ctx, DeleteIdempotencyKeyParams{UserID: uid, Key: rec.Key, ClaimedAt: toTimestamptz(rec.UpdatedAt)})
-	return claimResult("delete idempotency key", n, err)
-}
-
-// InPaymentTx runs fn in one transaction.
-func (r *Repository) InPaymentTx(ctx context.Context, fn func(ctx context.Context, tx billingdomain.PaymentTx) error) error {
-	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		return fn(ctx, &paymentTx{tx: tx, q: r.q.WithTx(tx)})
-	})
 }
 
 // paymentTx implements billingdomain.PaymentTx inside one pgx transaction.
@@ -274,7 +205,7 @@ func publish(ctx context.Context, tx pgx.Tx, ev billingdomain.Event) error {
 	return nil
 }
 
-// claimResult maps the rows an update guarded by a claim's lease touched.
+// claimResult maps the rows an update guarded by a claim's fencing token touched.
 func claimResult(what string, n int64, err error) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	billingapi "github.com/seamkit/seam/modules/billing/api"
+	billingdata "github.com/seamkit/seam/modules/billing/data"
 	billingdomain "github.com/seamkit/seam/modules/billing/domain"
 )
 
@@ -143,6 +145,17 @@ func TestSchemaConstraints(t *testing.T) {
 	}
 }
 
+// hold holds userID's key for the rest of the test.
+func hold(t *testing.T, repo *billingdata.Repository, userID, key string) billingdomain.KeyHold {
+	t.Helper()
+	h, err := repo.HoldIdempotencyKey(t.Context(), userID, key)
+	if err != nil {
+		t.Fatalf("HoldIdempotencyKey(%s, %s): %v", userID, key, err)
+	}
+	t.Cleanup(h.Release)
+	return h
+}
+
 func TestIdempotencyKeyLifecycle(t *testing.T) {
 	repo, pool := newRepo(t)
 	ctx := t.Context()
@@ -151,62 +164,75 @@ func TestIdempotencyKeyLifecycle(t *testing.T) {
 		UserID: alice, Key: "k1", RequestHash: hash, PaymentID: "0190a000-0000-7000-8000-0000000000a1",
 		State: billingdomain.KeyStateInProgress, CreatedAt: at(0), UpdatedAt: at(0),
 	}
-	if err := repo.CreateIdempotencyKey(ctx, rec); err != nil {
+	alices := hold(t, repo, alice, "k1")
+	if err := alices.CreateIdempotencyKey(ctx, rec); err != nil {
 		t.Fatalf("CreateIdempotencyKey: %v", err)
 	}
 	other := rec
 	other.RequestHash = bytes.Repeat([]byte{0xcd}, 32)
-	if err := repo.CreateIdempotencyKey(ctx, other); !errors.Is(err, billingdomain.ErrIdempotencyKeyExists) {
+	if err := alices.CreateIdempotencyKey(ctx, other); !errors.Is(err, billingdomain.ErrIdempotencyKeyExists) {
 		t.Fatalf("second CreateIdempotencyKey error = %v, want ErrIdempotencyKeyExists", err)
 	}
 	bobs := rec
 	bobs.UserID = bob
-	if err := repo.CreateIdempotencyKey(ctx, bobs); err != nil {
+	bobsHold := hold(t, repo, bob, "k1")
+	if err := bobsHold.CreateIdempotencyKey(ctx, bobs); err != nil {
 		t.Fatalf("the same key for another user: %v", err)
 	}
-	got, err := repo.GetIdempotencyKey(ctx, alice, "k1")
-	if err != nil {
-		t.Fatalf("GetIdempotencyKey: %v", err)
+	// A hold changes its own key only.
+	if err := alices.CreateIdempotencyKey(ctx, billingdomain.IdempotencyRecord{UserID: alice, Key: "k2", RequestHash: hash,
+		PaymentID: rec.PaymentID, CreatedAt: at(0), UpdatedAt: at(0)}); err == nil {
+		t.Error("a hold of k1 created k2")
 	}
-	if diff := cmp.Diff(rec, got); diff != "" {
-		t.Errorf("GetIdempotencyKey (-want +got):\n%s", diff)
+	if _, err := repo.GetIdempotencyKey(ctx, alice, "k2"); !errors.Is(err, billingdomain.ErrIdempotencyKeyNotFound) {
+		t.Errorf("GetIdempotencyKey(k2) error = %v, want ErrIdempotencyKeyNotFound", err)
 	}
-	if _, err := repo.GetIdempotencyKey(ctx, alice, "nope"); !errors.Is(err, billingdomain.ErrIdempotencyKeyNotFound) {
-		t.Errorf("GetIdempotencyKey(unknown) error = %v, want ErrIdempotencyKeyNotFound", err)
+	for name, get := range map[string]func() (billingdomain.IdempotencyRecord, error){
+		"through the pool": func() (billingdomain.IdempotencyRecord, error) { return repo.GetIdempotencyKey(ctx, alice, "k1") },
+		"through the hold": func() (billingdomain.IdempotencyRecord, error) { return alices.GetIdempotencyKey(ctx) },
+	} {
+		got, err := get()
+		if err != nil {
+			t.Fatalf("GetIdempotencyKey %s: %v", name, err)
+		}
+		if diff := cmp.Diff(rec, got); diff != "" {
+			t.Errorf("GetIdempotencyKey %s (-want +got):\n%s", name, diff)
+		}
 	}
 
-	// Not stale yet: no takeover.
-	if _, err := repo.TakeOverIdempotencyKey(ctx, alice, "k1", at(0), at(10)); !errors.Is(err, billingdomain.ErrIdempotencyKeyNotFound) {
-		t.Errorf("TakeOver of a fresh key error = %v, want ErrIdempotencyKeyNotFound", err)
-	}
-	taken, err := repo.TakeOverIdempotencyKey(ctx, alice, "k1", at(5), at(10))
+	// The holder takes an in-progress row over at once, keeping its payment id; the new claim's fencing token
+	// moves past the old one even when the taker's clock is behind.
+	taken, err := alices.TakeOverIdempotencyKey(ctx, at(10))
 	if err != nil {
-		t.Fatalf("TakeOver of a stale key: %v", err)
+		t.Fatalf("TakeOver: %v", err)
 	}
-	if !taken.UpdatedAt.Equal(at(10)) || taken.PaymentID != rec.PaymentID {
-		t.Errorf("taken = %+v, want updated_at %v and the same payment id", taken, at(10))
+	if !taken.UpdatedAt.Equal(at(10)) || taken.PaymentID != rec.PaymentID || !taken.CreatedAt.Equal(rec.CreatedAt) {
+		t.Errorf("taken = %+v, want updated_at %v and the claim's payment id", taken, at(10))
 	}
-	if _, err := repo.TakeOverIdempotencyKey(ctx, alice, "k1", at(5), at(11)); !errors.Is(err, billingdomain.ErrIdempotencyKeyNotFound) {
-		t.Errorf("a second takeover error = %v, want ErrIdempotencyKeyNotFound", err)
+	retaken, err := alices.TakeOverIdempotencyKey(ctx, at(5))
+	if err != nil {
+		t.Fatalf("TakeOver with a clock behind: %v", err)
 	}
-	// The original claim is gone: it can neither delete, release nor complete the key.
-	if err := repo.DeleteIdempotencyKey(ctx, rec); !errors.Is(err, billingdomain.ErrIdempotencyKeyLost) {
-		t.Errorf("Delete with a lost claim error = %v, want ErrIdempotencyKeyLost", err)
+	if want := at(10).Add(time.Microsecond); !retaken.UpdatedAt.Equal(want) {
+		t.Errorf("taken over with a clock behind: updated_at = %v, want %v", retaken.UpdatedAt, want)
 	}
-	if err := repo.ReleaseIdempotencyKey(ctx, rec); !errors.Is(err, billingdomain.ErrIdempotencyKeyLost) {
-		t.Errorf("Release with a lost claim error = %v, want ErrIdempotencyKeyLost", err)
-	}
-	err = repo.InPaymentTx(ctx, func(ctx context.Context, tx billingdomain.PaymentTx) error {
-		return tx.CompleteIdempotencyKey(ctx, rec, billingdomain.Response{Status: 200, Body: []byte("{}")}, at(12))
-	})
-	if !errors.Is(err, billingdomain.ErrIdempotencyKeyLost) {
-		t.Errorf("Complete with a lost claim error = %v, want ErrIdempotencyKeyLost", err)
+	// The earlier claims are gone: they can neither delete nor complete the key.
+	for _, lost := range []billingdomain.IdempotencyRecord{rec, taken} {
+		if err := alices.DeleteIdempotencyKey(ctx, lost); !errors.Is(err, billingdomain.ErrIdempotencyKeyLost) {
+			t.Errorf("Delete with a lost claim error = %v, want ErrIdempotencyKeyLost", err)
+		}
+		err = alices.InPaymentTx(ctx, func(ctx context.Context, tx billingdomain.PaymentTx) error {
+			return tx.CompleteIdempotencyKey(ctx, lost, billingdomain.Response{Status: 200, Body: []byte("{}")}, at(12))
+		})
+		if !errors.Is(err, billingdomain.ErrIdempotencyKeyLost) {
+			t.Errorf("Complete with a lost claim error = %v, want ErrIdempotencyKeyLost", err)
+		}
 	}
 
 	// The current claim completes it; the exact bytes come back, whatever they are.
 	body := []byte("{\"detail\":\"d\\u00e9clin\u00e9\"}\n\x00\xff")
-	err = repo.InPaymentTx(ctx, func(ctx context.Context, tx billingdomain.PaymentTx) error {
-		return tx.CompleteIdempotencyKey(ctx, taken, billingdomain.Response{Status: 402, Body: body}, at(12))
+	err = alices.InPaymentTx(ctx, func(ctx context.Context, tx billingdomain.PaymentTx) error {
+		return tx.CompleteIdempotencyKey(ctx, retaken, billingdomain.Response{Status: 402, Body: body}, at(12))
 	})
 	if err != nil {
 		t.Fatalf("Complete: %v", err)
@@ -218,36 +244,188 @@ func TestIdempotencyKeyLifecycle(t *testing.T) {
 	if done.State != billingdomain.KeyStateDone || done.Response.Status != 402 || !bytes.Equal(done.Response.Body, body) {
 		t.Errorf("completed key = %+v, want done with 402 and the exact body", done)
 	}
-	if _, err := repo.TakeOverIdempotencyKey(ctx, alice, "k1", at(59), at(59)); !errors.Is(err, billingdomain.ErrIdempotencyKeyNotFound) {
+	if _, err := alices.TakeOverIdempotencyKey(ctx, at(59)); !errors.Is(err, billingdomain.ErrIdempotencyKeyNotFound) {
 		t.Errorf("TakeOver of a done key error = %v, want ErrIdempotencyKeyNotFound", err)
 	}
-	if err := repo.DeleteIdempotencyKey(ctx, done); !errors.Is(err, billingdomain.ErrIdempotencyKeyLost) {
+	if err := alices.DeleteIdempotencyKey(ctx, done); !errors.Is(err, billingdomain.ErrIdempotencyKeyLost) {
 		t.Errorf("Delete of a done key error = %v, want ErrIdempotencyKeyLost", err)
 	}
 
-	// Release keeps the row (and its payment id) but makes it stale at once; Delete removes it.
-	if err := repo.ReleaseIdempotencyKey(ctx, bobs); err != nil {
-		t.Fatalf("Release: %v", err)
-	}
-	released, err := repo.TakeOverIdempotencyKey(ctx, bob, "k1", at(0), at(1))
-	if err != nil || released.PaymentID != bobs.PaymentID {
-		t.Fatalf("TakeOver after Release = %+v, %v", released, err)
-	}
-	if err := repo.DeleteIdempotencyKey(ctx, released); err != nil {
+	// Delete removes the row of the current claim, so the key can be used afresh.
+	if err := bobsHold.DeleteIdempotencyKey(ctx, bobs); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
 	if n := count(t, pool, `SELECT count(*) FROM billing.idempotency_keys WHERE user_id = $1`, bob); n != 0 {
 		t.Errorf("bob's key still there after Delete")
 	}
+	if _, err := bobsHold.TakeOverIdempotencyKey(ctx, at(13)); !errors.Is(err, billingdomain.ErrIdempotencyKeyNotFound) {
+		t.Errorf("TakeOver of a deleted key error = %v, want ErrIdempotencyKeyNotFound", err)
+	}
+}
+
+func TestIdempotencyKeyHoldIsExclusive(t *testing.T) {
+	repo, pool := newRepo(t)
+	ctx := t.Context()
+	first, err := repo.HoldIdempotencyKey(ctx, alice, "k1")
+	if err != nil {
+		t.Fatalf("HoldIdempotencyKey: %v", err)
+	}
+	if _, err := repo.HoldIdempotencyKey(ctx, alice, "k1"); !errors.Is(err, billingdomain.ErrIdempotencyKeyHeld) {
+		t.Fatalf("a second hold of the same key: error = %v, want ErrIdempotencyKeyHeld", err)
+	}
+	// Other pairs have locks of their own.
+	hold(t, repo, bob, "k1")
+	hold(t, repo, alice, "k2")
+	// The lock is a session-level advisory lock of the hold's own session, and a refused hold keeps no
+	// connection.
+	firstPID := billingdata.HoldPID(first)
+	if n := count(t, pool, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1`, firstPID); n != 1 {
+		t.Errorf("the hold's session has %d advisory locks, want 1", n)
+	}
+	if n := pool.Stat().AcquiredConns(); n != 3 {
+		t.Errorf("%d connections acquired for three holds, want 3", n)
+	}
+
+	first.Release()
+	if n := count(t, pool, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1`, firstPID); n != 0 {
+		t.Errorf("the released hold's session still has %d advisory locks", n)
+	}
+	again, err := repo.HoldIdempotencyKey(ctx, alice, "k1")
+	if err != nil {
+		t.Fatalf("holding a released key: %v", err)
+	}
+	again.Release()
+}
+
+func TestAnIdempotencyKeyHoldDiesWithItsConnection(t *testing.T) {
+	repo, pool := newRepo(t)
+	ctx := t.Context()
+	rec := billingdomain.IdempotencyRecord{UserID: alice, Key: "k1", RequestHash: make([]byte, 32),
+		PaymentID: "0190a000-0000-7000-8000-0000000000a1", State: billingdomain.KeyStateInProgress, CreatedAt: at(0), UpdatedAt: at(0)}
+	dead, err := repo.HoldIdempotencyKey(ctx, alice, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dead.CreateIdempotencyKey(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	// The holder crashes: its socket closes without a word to the server.
+	start := time.Now()
+	if err := billingdata.SeverHold(dead); err != nil {
+		t.Fatal(err)
+	}
+	var next billingdomain.KeyHold
+	waitFor(t, "another session to hold the dead session's key", func(ctx context.Context) (bool, error) {
+		h, err := repo.HoldIdempotencyKey(ctx, alice, "k1")
+		if errors.Is(err, billingdomain.ErrIdempotencyKeyHeld) {
+			return false, nil
+		}
+		next = h
+		return err == nil, err
+	})
+	defer next.Release()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the lock was freed %v after the crash, want it within seconds", took)
+	}
+	taken, err := next.TakeOverIdempotencyKey(ctx, at(1))
+	if err != nil || taken.PaymentID != rec.PaymentID {
+		t.Fatalf("TakeOver after the crash = %+v, %v; want the dead claim's payment id", taken, err)
+	}
+	// The dead hold does nothing more, and releasing it closes its connection instead of pooling it.
+	if err := dead.DeleteIdempotencyKey(ctx, taken); err == nil {
+		t.Error("the dead hold deleted the key")
+	}
+	dead.Release()
+	if n := pool.Stat().AcquiredConns(); n != 1 {
+		t.Errorf("%d connections acquired, want only the live hold's", n)
+	}
+	if k, err := repo.GetIdempotencyKey(ctx, alice, "k1"); err != nil || !k.UpdatedAt.Equal(taken.UpdatedAt) {
+		t.Errorf("key = %+v, %v; want it as the takeover left it", k, err)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'`); n != 1 {
+		t.Errorf("%d advisory locks held, want the live hold's only", n)
+	}
+}
+
+func TestAnIdempotencyKeyHoldRunsEverythingOnItsConnection(t *testing.T) {
+	setup, pool := newRepo(t)
+	inv := newInvoice("0190a000-0000-7000-8000-000000000001", alice, 1250, at(1))
+	if err := setup.CreateInvoice(t.Context(), inv, billingdomain.Event{Subject: billingapi.SubjectInvoiceCreated, Type: billingapi.EventInvoiceCreated, Key: inv.ID}); err != nil {
+		t.Fatal(err)
+	}
+	// On a pool of one connection, an operation that wanted a second one would wait until ctx ends.
+	cfg := pool.Config()
+	cfg.MaxConns = 1
+	one, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	repo := billingdata.NewRepository(one)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+
+	h, err := repo.HoldIdempotencyKey(ctx, alice, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release()
+	pid := billingdata.HoldPID(h)
+	claim := billingdomain.IdempotencyRecord{UserID: alice, Key: "k1", RequestHash: make([]byte, 32),
+		PaymentID: "0190a000-0000-7000-8000-0000000000a1", State: billingdomain.KeyStateInProgress, CreatedAt: at(2), UpdatedAt: at(2)}
+	if err := h.CreateIdempotencyKey(ctx, claim); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if _, err := h.GetIdempotencyKey(ctx); err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if claim, err = h.TakeOverIdempotencyKey(ctx, at(3)); err != nil {
+		t.Fatalf("TakeOver: %v", err)
+	}
+	if err := h.DeleteIdempotencyKey(ctx, claim); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	claim.UpdatedAt = claim.CreatedAt // a new claim's token is its creation time
+	if err := h.CreateIdempotencyKey(ctx, claim); err != nil {
+		t.Fatalf("Create after Delete: %v", err)
+	}
+	err = h.InPaymentTx(ctx, func(ctx context.Context, tx billingdomain.PaymentTx) error {
+		if _, err := tx.LockInvoice(ctx, alice, inv.ID); err != nil {
+			return err
+		}
+		// Mid-transaction: the session in a transaction is the one holding the key's lock.
+		var inTx, advisory int
+		err := pool.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND xact_start IS NOT NULL),
+			(SELECT count(*) FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND granted)`, pid).Scan(&inTx, &advisory)
+		if err != nil {
+			return err
+		}
+		if inTx != 1 || advisory != 1 {
+			t.Errorf("the hold's session: %d in a transaction, %d advisory locks; want the payment to run in it", inTx, advisory)
+		}
+		if _, err := tx.MarkInvoicePaid(ctx, inv.ID, at(4)); err != nil {
+			return err
+		}
+		return tx.CompleteIdempotencyKey(ctx, claim, billingdomain.Response{Status: 200, Body: []byte(`{}`)}, at(4))
+	})
+	if err != nil {
+		t.Fatalf("payment on the held connection: %v", err)
+	}
+	if got, _ := setup.GetInvoice(ctx, alice, inv.ID); got.Status != billingapi.StatusPaid {
+		t.Errorf("invoice = %+v, want paid", got)
+	}
+	if k, _ := setup.GetIdempotencyKey(ctx, alice, "k1"); k.State != billingdomain.KeyStateDone {
+		t.Errorf("key = %+v, want done", k)
+	}
 }
 
 // payInTx runs the writes of a successful payment of inv in one transaction, returning fail's error at the
 // end (so the transaction rolls back when fail is not nil).
-func payInTx(ctx context.Context, t *testing.T, repo interface {
-	InPaymentTx(context.Context, func(context.Context, billingdomain.PaymentTx) error) error
-}, inv billingapi.Invoice, claim billingdomain.IdempotencyRecord, fail error) error {
+func payInTx(ctx context.Context, t *testing.T, h billingdomain.KeyHold, inv billingapi.Invoice,
+	claim billingdomain.IdempotencyRecord, fail error) error {
 	t.Helper()
-	return repo.InPaymentTx(ctx, func(ctx context.Context, tx billingdomain.PaymentTx) error {
+	return h.InPaymentTx(ctx, func(ctx context.Context, tx billingdomain.PaymentTx) error {
 		locked, err := tx.LockInvoice(ctx, inv.UserID, inv.ID)
 		if err != nil {
 			return err
@@ -280,12 +458,13 @@ func TestPaymentStateAndEventsCommitTogether(t *testing.T) {
 	}
 	claim := billingdomain.IdempotencyRecord{UserID: alice, Key: "k1", RequestHash: make([]byte, 32),
 		PaymentID: "0190a000-0000-7000-8000-0000000000a1", State: billingdomain.KeyStateInProgress, CreatedAt: at(2), UpdatedAt: at(2)}
-	if err := repo.CreateIdempotencyKey(ctx, claim); err != nil {
+	h := hold(t, repo, alice, "k1")
+	if err := h.CreateIdempotencyKey(ctx, claim); err != nil {
 		t.Fatal(err)
 	}
 
 	boom := errors.New("boom")
-	if err := payInTx(ctx, t, repo, inv, claim, boom); !errors.Is(err, boom) {
+	if err := payInTx(ctx, t, h, inv, claim, boom); !errors.Is(err, boom) {
 		t.Fatalf("rolled-back payment error = %v, want boom", err)
 	}
 	if got, _ := repo.GetInvoice(ctx, alice, inv.ID); got.Status != billingapi.StatusOpen || got.PaidAt != nil {
@@ -301,7 +480,7 @@ func TestPaymentStateAndEventsCommitTogether(t *testing.T) {
 		t.Errorf("after rollback the key is %s, want in_progress", k.State)
 	}
 
-	if err := payInTx(ctx, t, repo, inv, claim, nil); err != nil {
+	if err := payInTx(ctx, t, h, inv, claim, nil); err != nil {
 		t.Fatalf("payment: %v", err)
 	}
 	got, _ := repo.GetInvoice(ctx, alice, inv.ID)
@@ -331,8 +510,9 @@ func TestAnInvoiceHasAtMostOneSucceededPayment(t *testing.T) {
 		return billingapi.Payment{ID: id, InvoiceID: inv.ID, UserID: alice, Status: status, AmountMinor: 1250,
 			Currency: "EUR", ProviderRef: "sim_" + id, DeclineCode: decline, CreatedAt: at(2)}
 	}
+	h := hold(t, repo, alice, "k1")
 	insert := func(p billingapi.Payment) error {
-		return repo.InPaymentTx(ctx, func(ctx context.Context, tx billingdomain.PaymentTx) error {
+		return h.InPaymentTx(ctx, func(ctx context.Context, tx billingdomain.PaymentTx) error {
 			return tx.InsertPayment(ctx, p)
 		})
 	}
@@ -367,7 +547,7 @@ func TestAnInvoiceHasAtMostOneSucceededPayment(t *testing.T) {
 	}
 
 	// Marking paid is a compare-and-set from open.
-	err = repo.InPaymentTx(ctx, func(ctx context.Context, tx billingdomain.PaymentTx) error {
+	err = h.InPaymentTx(ctx, func(ctx context.Context, tx billingdomain.PaymentTx) error {
 		if _, err := tx.MarkInvoicePaid(ctx, inv.ID, at(3)); err != nil {
 			return err
 		}
@@ -386,11 +566,12 @@ func TestLockInvoiceSerialisesPayers(t *testing.T) {
 	if err := repo.CreateInvoice(ctx, inv, billingdomain.Event{Subject: billingapi.SubjectInvoiceCreated, Type: billingapi.EventInvoiceCreated, Key: inv.ID}); err != nil {
 		t.Fatal(err)
 	}
+	firstHold, secondHold := hold(t, repo, alice, "k1"), hold(t, repo, alice, "k2")
 	locked := make(chan struct{})
 	proceed := make(chan struct{})
 	first := make(chan error, 1)
 	go func() {
-		first <- repo.InPaymentTx(ctx, func(ctx context.Context, tx billingdomain.PaymentTx) error {
+		first <- firstHold.InPaymentTx(ctx, func(ctx context.Context, tx billingdomain.PaymentTx) error {
 			if _, err := tx.LockInvoice(ctx, alice, inv.ID); err != nil {
 				return err
 			}
@@ -404,7 +585,7 @@ func TestLockInvoiceSerialisesPayers(t *testing.T) {
 	second := make(chan billingapi.Invoice, 1)
 	secondErr := make(chan error, 1)
 	go func() {
-		secondErr <- repo.InPaymentTx(ctx, func(ctx context.Context, tx billingdomain.PaymentTx) error {
+		secondErr <- secondHold.InPaymentTx(ctx, func(ctx context.Context, tx billingdomain.PaymentTx) error {
 			got, err := tx.LockInvoice(ctx, alice, inv.ID)
 			second <- got
 			return err

@@ -7,11 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	billingapi "github.com/seamkit/seam/modules/billing/api"
+	billingdata "github.com/seamkit/seam/modules/billing/data"
 	billingdomain "github.com/seamkit/seam/modules/billing/domain"
 	"github.com/seamkit/seam/platform/errs"
 )
@@ -116,6 +121,119 @@ func TestServiceOnPostgres(t *testing.T) {
 		IdempotencyKey: "outage", RequestHash: make([]byte, 32)}, render)
 	if !errors.Is(err, billingapi.ErrProviderUnavailable) {
 		t.Fatalf("outage error = %v, want ErrProviderUnavailable", err)
+	}
+	if got := count(t, pool, `SELECT count(*) FROM billing.idempotency_keys WHERE key = 'outage'`); got != 0 {
+		t.Errorf("the outage left its key behind")
+	}
+}
+
+func TestPayTakesOverTheKeyOfAProcessThatDiedMidPayment(t *testing.T) {
+	repo, pool := newRepo(t)
+	provider := &countingProvider{}
+	svc := billingdomain.NewService(repo, provider, fakeAuth{}, discard(), billingdomain.Options{})
+	ctx := t.Context()
+	inv, err := svc.CreateInvoice(ctx, alice, billingdomain.NewInvoice{AmountMinor: 1250, Currency: "EUR", Description: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := billingdomain.PayRequest{UserID: alice, InvoiceID: inv.ID, PaymentMethod: billingdomain.MethodCardVisa,
+		IdempotencyKey: "k-crash", RequestHash: billingdomain.RequestHash("POST", "/pay/"+inv.ID, nil)}
+
+	// The first process claims the key, then dies in the payment's transaction with the invoice locked.
+	dead, err := repo.HoldIdempotencyKey(ctx, alice, req.IdempotencyKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Release()
+	claim := billingdomain.IdempotencyRecord{UserID: alice, Key: req.IdempotencyKey, RequestHash: req.RequestHash,
+		PaymentID: "0190a000-0000-7000-8000-0000000dead0", State: billingdomain.KeyStateInProgress, CreatedAt: at(0), UpdatedAt: at(0)}
+	if err := dead.CreateIdempotencyKey(ctx, claim); err != nil {
+		t.Fatal(err)
+	}
+	err = dead.InPaymentTx(ctx, func(ctx context.Context, tx billingdomain.PaymentTx) error {
+		if _, err := tx.LockInvoice(ctx, alice, inv.ID); err != nil {
+			return err
+		}
+		return billingdata.SeverHold(dead)
+	})
+	if err == nil {
+		t.Fatal("the dead process's payment committed")
+	}
+
+	// The gateway resends the request a moment later to a live instance: it goes through as soon as the
+	// database has ended the dead session, which frees the key's lock and the invoice's row lock together.
+	start := time.Now()
+	var resp billingdomain.Response
+	waitFor(t, "the resent request to take the key over", func(ctx context.Context) (bool, error) {
+		r, err := svc.Pay(ctx, req, render)
+		if errors.Is(err, billingapi.ErrIdempotencyKeyInUse) {
+			return false, nil
+		}
+		resp = r
+		return err == nil, err
+	})
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the resent request went through %v after the crash, want within seconds", took)
+	}
+	var res billingdomain.PayResult
+	if err := json.Unmarshal(resp.Body, &res); err != nil || resp.Status != http.StatusOK {
+		t.Fatalf("resent request = %d %s, want 200", resp.Status, resp.Body)
+	}
+	if res.Payment.ID != claim.PaymentID || provider.approved.Load() != 1 {
+		t.Errorf("paid under %s with %d approved charges, want the dead claim's %s and 1", res.Payment.ID, provider.approved.Load(), claim.PaymentID)
+	}
+	if got := count(t, pool, `SELECT count(*) FROM billing.payments WHERE invoice_id = $1 AND status = 'succeeded'`, inv.ID); got != 1 {
+		t.Errorf("succeeded payments = %d, want 1", got)
+	}
+}
+
+func TestPayTakesOneConnection(t *testing.T) {
+	_, pool := newRepo(t)
+	// On a pool of one connection, a payment that wanted a second one would wait for it until it timed out.
+	cfg := pool.Config()
+	cfg.MaxConns = 1
+	one, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	svc := billingdomain.NewService(billingdata.NewRepository(one), &countingProvider{}, fakeAuth{}, discard(),
+		billingdomain.Options{PaymentTimeout: 5 * time.Second})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	pay := func(invoiceID, key string) (billingdomain.Response, error) {
+		return svc.Pay(ctx, billingdomain.PayRequest{UserID: alice, InvoiceID: invoiceID, PaymentMethod: billingdomain.MethodCardVisa,
+			IdempotencyKey: key, RequestHash: billingdomain.RequestHash("POST", "/pay/"+invoiceID, nil)}, render)
+	}
+	inv, err := svc.CreateInvoice(ctx, alice, billingdomain.NewInvoice{AmountMinor: 4200, Currency: "EUR", Description: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 4
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			resp, err := pay(inv.ID, fmt.Sprintf("key-%d", i))
+			if err != nil {
+				t.Errorf("Pay %d: %v", i, err)
+			}
+			statuses[i] = resp.Status
+		})
+	}
+	wg.Wait()
+	if slices.Sort(statuses); !slices.Equal(statuses, []int{http.StatusOK, http.StatusConflict, http.StatusConflict, http.StatusConflict}) {
+		t.Errorf("statuses = %v, want one 200 and three 409", statuses)
+	}
+	if again, err := pay(inv.ID, "key-0"); err != nil || !again.Replayed {
+		t.Errorf("replay = %+v, %v", again, err)
+	}
+	outage, err := svc.CreateInvoice(ctx, alice, billingdomain.NewInvoice{AmountMinor: 1013, Currency: "EUR", Description: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pay(outage.ID, "outage"); !errors.Is(err, billingapi.ErrProviderUnavailable) {
+		t.Errorf("outage error = %v, want ErrProviderUnavailable", err)
 	}
 	if got := count(t, pool, `SELECT count(*) FROM billing.idempotency_keys WHERE key = 'outage'`); got != 0 {
 		t.Errorf("the outage left its key behind")

@@ -43,22 +43,33 @@ func (s fakeStore) clone() fakeStore {
 
 func keyID(userID, key string) string { return userID + "\x00" + key }
 
-// fakeRepo is an in-memory billingdomain.Repository. Payment transactions run one at a time (standing in for
-// the invoice row lock) on a copy of the state that replaces it on commit, so a failed transaction leaves
-// nothing behind.
+// fakeRepo is an in-memory billingdomain.Repository. A key's liveness lock is an entry in locks, held until
+// its fakeHold is released (as a dead process's database session would end). Payment transactions run one at
+// a time (standing in for the invoice row lock) on a copy of the state that replaces it on commit, so a
+// failed transaction leaves nothing behind.
 type fakeRepo struct {
 	txMu sync.Mutex // serialises payment transactions
-	mu   sync.Mutex // guards st and failures
+	mu   sync.Mutex // guards st, locks and failures
 	st   fakeStore
-	// failures makes the named PaymentTx method fail once with the error.
+	// locks holds the keyIDs whose lock a fakeHold holds.
+	locks map[string]bool
+	// failures makes the named method (HoldIdempotencyKey, or a PaymentTx method) fail once with the error.
 	failures map[string]error
 }
 
 func newFakeRepo() *fakeRepo {
 	return &fakeRepo{
 		st:       fakeStore{invoices: map[string]billingapi.Invoice{}, keys: map[string]billingdomain.IdempotencyRecord{}},
+		locks:    map[string]bool{},
 		failures: map[string]error{},
 	}
+}
+
+// heldKeys returns the keyIDs whose lock is held, sorted.
+func (r *fakeRepo) heldKeys() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Sorted(maps.Keys(r.locks))
 }
 
 func (r *fakeRepo) failOnce(method string, err error) {
@@ -130,35 +141,96 @@ func compareStrings(a, b string) int {
 	return 0
 }
 
-func (r *fakeRepo) CreateIdempotencyKey(_ context.Context, rec billingdomain.IdempotencyRecord) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.st.keys[keyID(rec.UserID, rec.Key)]; ok {
-		return billingdomain.ErrIdempotencyKeyExists
-	}
-	r.st.keys[keyID(rec.UserID, rec.Key)] = rec
-	return nil
-}
-
 func (r *fakeRepo) GetIdempotencyKey(_ context.Context, userID, key string) (billingdomain.IdempotencyRecord, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rec, ok := r.st.keys[keyID(userID, key)]
+	return r.st.key(keyID(userID, key))
+}
+
+// key returns the row of the pair id; r.mu must be held.
+func (s fakeStore) key(id string) (billingdomain.IdempotencyRecord, error) {
+	rec, ok := s.keys[id]
 	if !ok {
 		return billingdomain.IdempotencyRecord{}, billingdomain.ErrIdempotencyKeyNotFound
 	}
 	return rec, nil
 }
 
-func (r *fakeRepo) TakeOverIdempotencyKey(_ context.Context, userID, key string, staleBefore, now time.Time) (billingdomain.IdempotencyRecord, error) {
+func (r *fakeRepo) HoldIdempotencyKey(_ context.Context, userID, key string) (billingdomain.KeyHold, error) {
+	if err := r.injected("HoldIdempotencyKey"); err != nil {
+		return nil, err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rec, ok := r.st.keys[keyID(userID, key)]
-	if !ok || rec.State != billingdomain.KeyStateInProgress || !rec.UpdatedAt.Before(staleBefore) {
+	id := keyID(userID, key)
+	if r.locks[id] {
+		return nil, billingdomain.ErrIdempotencyKeyHeld
+	}
+	r.locks[id] = true
+	return &fakeHold{repo: r, id: id}, nil
+}
+
+// errHoldReleased is what a fakeHold answers once released: nothing may use a hold after its Release.
+var errHoldReleased = errors.New("fake: idempotency key hold used after its release")
+
+// fakeHold is a fakeRepo's billingdomain.KeyHold of the pair id.
+type fakeHold struct {
+	repo     *fakeRepo
+	id       string
+	released bool // guarded by repo.mu
+}
+
+// lock locks the repository for an operation on the held key; it fails, unlocked, once the hold is released
+// or when rec (if given) is another key's.
+func (h *fakeHold) lock(recs ...billingdomain.IdempotencyRecord) error {
+	h.repo.mu.Lock()
+	if h.released {
+		h.repo.mu.Unlock()
+		return errHoldReleased
+	}
+	for _, rec := range recs {
+		if keyID(rec.UserID, rec.Key) != h.id {
+			h.repo.mu.Unlock()
+			return fmt.Errorf("fake: key %q of %s is not the held one", rec.Key, rec.UserID)
+		}
+	}
+	return nil
+}
+
+func (h *fakeHold) CreateIdempotencyKey(_ context.Context, rec billingdomain.IdempotencyRecord) error {
+	if err := h.lock(rec); err != nil {
+		return err
+	}
+	defer h.repo.mu.Unlock()
+	if _, ok := h.repo.st.keys[h.id]; ok {
+		return billingdomain.ErrIdempotencyKeyExists
+	}
+	h.repo.st.keys[h.id] = rec
+	return nil
+}
+
+func (h *fakeHold) GetIdempotencyKey(context.Context) (billingdomain.IdempotencyRecord, error) {
+	if err := h.lock(); err != nil {
+		return billingdomain.IdempotencyRecord{}, err
+	}
+	defer h.repo.mu.Unlock()
+	return h.repo.st.key(h.id)
+}
+
+func (h *fakeHold) TakeOverIdempotencyKey(_ context.Context, now time.Time) (billingdomain.IdempotencyRecord, error) {
+	if err := h.lock(); err != nil {
+		return billingdomain.IdempotencyRecord{}, err
+	}
+	defer h.repo.mu.Unlock()
+	rec, ok := h.repo.st.keys[h.id]
+	if !ok || rec.State != billingdomain.KeyStateInProgress {
 		return billingdomain.IdempotencyRecord{}, billingdomain.ErrIdempotencyKeyNotFound
 	}
-	rec.UpdatedAt = now
-	r.st.keys[keyID(userID, key)] = rec
+	rec.UpdatedAt = rec.UpdatedAt.Add(time.Microsecond)
+	if now.After(rec.UpdatedAt) {
+		rec.UpdatedAt = now
+	}
+	h.repo.st.keys[h.id] = rec
 	return rec, nil
 }
 
@@ -168,29 +240,24 @@ func (s fakeStore) holds(claim billingdomain.IdempotencyRecord) bool {
 	return ok && rec.State == billingdomain.KeyStateInProgress && rec.UpdatedAt.Equal(claim.UpdatedAt)
 }
 
-func (r *fakeRepo) ReleaseIdempotencyKey(_ context.Context, claim billingdomain.IdempotencyRecord) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.st.holds(claim) {
+func (h *fakeHold) DeleteIdempotencyKey(_ context.Context, claim billingdomain.IdempotencyRecord) error {
+	if err := h.lock(claim); err != nil {
+		return err
+	}
+	defer h.repo.mu.Unlock()
+	if !h.repo.st.holds(claim) {
 		return billingdomain.ErrIdempotencyKeyLost
 	}
-	rec := r.st.keys[keyID(claim.UserID, claim.Key)]
-	rec.UpdatedAt = time.Unix(0, 0).UTC()
-	r.st.keys[keyID(claim.UserID, claim.Key)] = rec
+	delete(h.repo.st.keys, h.id)
 	return nil
 }
 
-func (r *fakeRepo) DeleteIdempotencyKey(_ context.Context, claim billingdomain.IdempotencyRecord) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.st.holds(claim) {
-		return billingdomain.ErrIdempotencyKeyLost
+func (h *fakeHold) InPaymentTx(ctx context.Context, fn func(context.Context, billingdomain.PaymentTx) error) error {
+	if err := h.lock(); err != nil {
+		return err
 	}
-	delete(r.st.keys, keyID(claim.UserID, claim.Key))
-	return nil
-}
-
-func (r *fakeRepo) InPaymentTx(ctx context.Context, fn func(context.Context, billingdomain.PaymentTx) error) error {
+	h.repo.mu.Unlock()
+	r := h.repo
 	r.txMu.Lock()
 	defer r.txMu.Unlock()
 	tx := &fakeTx{repo: r, st: r.snapshot()}
@@ -208,6 +275,17 @@ func (r *fakeRepo) InPaymentTx(ctx context.Context, fn func(context.Context, bil
 	r.st.payments = append(r.st.payments, tx.newPayments...)
 	r.st.events = append(r.st.events, tx.newEvents...)
 	return nil
+}
+
+// Release frees the lock; like the real hold, it must be called once.
+func (h *fakeHold) Release() {
+	h.repo.mu.Lock()
+	defer h.repo.mu.Unlock()
+	if h.released {
+		panic("fake: idempotency key hold released twice")
+	}
+	h.released = true
+	delete(h.repo.locks, h.id)
 }
 
 // fakeTx is one payment transaction of a fakeRepo: it reads a snapshot taken at its start (with its own
@@ -353,7 +431,7 @@ func (a *fakeAuth) remove(id string) {
 	delete(a.users, id)
 }
 
-// fakeClock is a settable clock.
+// fakeClock is a clock that moves on a microsecond at every reading.
 type fakeClock struct {
 	mu  sync.Mutex
 	now time.Time
@@ -364,12 +442,6 @@ func (c *fakeClock) Now() time.Time {
 	defer c.mu.Unlock()
 	c.now = c.now.Add(time.Microsecond)
 	return c.now
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 // env is a Service over fakes.
@@ -395,8 +467,12 @@ func newEnv(t *testing.T) *env {
 	logger := slog.New(slog.DiscardHandler)
 	e.svc = billingdomain.NewService(e.repo, e.provider, e.auth, logger, billingdomain.Options{
 		PaymentTimeout: 10 * time.Second,
-		StaleAfter:     5 * time.Minute,
 		Now:            e.clock.Now,
+	})
+	t.Cleanup(func() {
+		if held := e.repo.heldKeys(); len(held) != 0 {
+			t.Errorf("idempotency keys still held when the test ended: %q", held)
+		}
 	})
 	return e
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"sync"
 	"testing"
-	"time"
 
 	billingapi "github.com/seamkit/seam/modules/billing/api"
 	billingdomain "github.com/seamkit/seam/modules/billing/domain"
@@ -113,7 +112,7 @@ func TestPayKeyRules(t *testing.T) {
 		}
 	})
 
-	t.Run("a key in progress is in use until it goes stale, then taken over with its payment id", func(t *testing.T) {
+	t.Run("a key whose holder is alive is in use", func(t *testing.T) {
 		e := newEnv(t)
 		inv := e.invoice(t, alice, 1250)
 		release := make(chan struct{})
@@ -134,31 +133,82 @@ func TestPayKeyRules(t *testing.T) {
 		if _, err := e.pay(t.Context(), alice, inv.ID, "k1", billingdomain.MethodCardVisa); !errors.Is(err, billingapi.ErrIdempotencyKeyInUse) {
 			t.Errorf("concurrent same key: error = %v, want ErrIdempotencyKeyInUse", err)
 		}
+		if _, err := e.pay(t.Context(), alice, inv.ID, "k1", billingdomain.MethodCardMastercard); !errors.Is(err, billingapi.ErrIdempotencyKeyReused) {
+			t.Errorf("concurrent same key, other request: error = %v, want ErrIdempotencyKeyReused", err)
+		}
 		close(release)
 		if err := <-done; err != nil {
 			t.Fatalf("first Pay: %v", err)
 		}
+		if n := len(e.provider.charges()); n != 1 {
+			t.Errorf("provider charged %d times, want 1", n)
+		}
+	})
 
-		// A process that died mid-request left a key in progress: simulate it with a claim nobody finishes.
-		stale := e.invoice(t, alice, 800)
-		claimedPaymentID := "0190a000-0000-7000-8000-0000000dead0"
-		hash := payHash(stale.ID, billingdomain.MethodCardVisa)
-		if err := e.repo.CreateIdempotencyKey(t.Context(), billingdomain.IdempotencyRecord{
-			UserID: alice, Key: "k-crashed", RequestHash: hash, PaymentID: claimedPaymentID,
-			State: billingdomain.KeyStateInProgress, CreatedAt: e.clock.Now(), UpdatedAt: e.clock.Now(),
-		}); err != nil {
+	t.Run("a held key answers from its row", func(t *testing.T) {
+		e := newEnv(t)
+		inv := e.invoice(t, alice, 1250)
+		paid, err := e.pay(t.Context(), alice, inv.ID, "k-done", billingdomain.MethodCardVisa)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.pay(t.Context(), alice, stale.ID, "k-crashed", billingdomain.MethodCardVisa); !errors.Is(err, billingapi.ErrIdempotencyKeyInUse) {
-			t.Errorf("fresh in-progress key: error = %v, want ErrIdempotencyKeyInUse", err)
+		// Another live process holds the keys (a replay of k-done in flight, a request for k-new that has not
+		// recorded its key yet).
+		for _, key := range []string{"k-done", "k-new"} {
+			hold, err := e.repo.HoldIdempotencyKey(t.Context(), alice, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer hold.Release()
 		}
-		e.clock.advance(5*time.Minute + time.Second)
-		resp, err := e.pay(t.Context(), alice, stale.ID, "k-crashed", billingdomain.MethodCardVisa)
-		if err != nil || resp.Status != http.StatusOK {
-			t.Fatalf("stale key: Pay = %d, %v; want 200", resp.Status, err)
+		again, err := e.pay(t.Context(), alice, inv.ID, "k-done", billingdomain.MethodCardVisa)
+		if err != nil || !again.Replayed || !bytes.Equal(again.Body, paid.Body) {
+			t.Errorf("done key held elsewhere = %q replayed %v, %v; want the stored response", again.Body, again.Replayed, err)
+		}
+		if _, err := e.pay(t.Context(), alice, inv.ID, "k-done", billingdomain.MethodCardMastercard); !errors.Is(err, billingapi.ErrIdempotencyKeyReused) {
+			t.Errorf("done key held elsewhere, other request: error = %v, want ErrIdempotencyKeyReused", err)
+		}
+		if _, err := e.pay(t.Context(), alice, inv.ID, "k-new", billingdomain.MethodCardVisa); !errors.Is(err, billingapi.ErrIdempotencyKeyInUse) {
+			t.Errorf("unrecorded key held elsewhere: error = %v, want ErrIdempotencyKeyInUse", err)
+		}
+		if n := len(e.provider.charges()); n != 1 {
+			t.Errorf("provider charged %d times, want 1", n)
+		}
+	})
+
+	t.Run("a key left in progress by a dead process is taken over at once with its payment id", func(t *testing.T) {
+		e := newEnv(t)
+		inv := e.invoice(t, alice, 800)
+		claimedPaymentID := "0190a000-0000-7000-8000-0000000dead0"
+		claim := billingdomain.IdempotencyRecord{
+			UserID: alice, Key: "k-crashed", RequestHash: payHash(inv.ID, billingdomain.MethodCardVisa), PaymentID: claimedPaymentID,
+			State: billingdomain.KeyStateInProgress, CreatedAt: e.clock.Now(), UpdatedAt: e.clock.Now(),
+		}
+		hold, err := e.repo.HoldIdempotencyKey(t.Context(), alice, "k-crashed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := hold.CreateIdempotencyKey(t.Context(), claim); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.pay(t.Context(), alice, inv.ID, "k-crashed", billingdomain.MethodCardVisa); !errors.Is(err, billingapi.ErrIdempotencyKeyInUse) {
+			t.Errorf("in-progress key whose holder lives: error = %v, want ErrIdempotencyKeyInUse", err)
+		}
+		// The holder dies without completing: its lock is freed (its session ended), its row stays in progress.
+		hold.Release()
+		resp, err := e.pay(t.Context(), alice, inv.ID, "k-crashed", billingdomain.MethodCardVisa)
+		if err != nil || resp.Status != http.StatusOK || resp.Replayed {
+			t.Fatalf("retry after the holder died: Pay = %d replayed %v, %v; want a fresh 200 at once", resp.Status, resp.Replayed, err)
 		}
 		if got := decodeBody(t, resp).Result.Payment.ID; got != claimedPaymentID {
-			t.Errorf("the takeover charged under payment id %s, want the stale claim's %s", got, claimedPaymentID)
+			t.Errorf("the takeover paid under payment id %s, want the dead claim's %s", got, claimedPaymentID)
+		}
+		if charges := e.provider.charges(); len(charges) != 1 || charges[0].PaymentID != claimedPaymentID {
+			t.Errorf("charges = %+v, want one under %s", charges, claimedPaymentID)
+		}
+		key := e.repo.snapshot().keys[keyID(alice, "k-crashed")]
+		if key.State != billingdomain.KeyStateDone || !key.CreatedAt.Equal(claim.CreatedAt) {
+			t.Errorf("key = %+v, want the dead claim's row completed", key)
 		}
 	})
 }
@@ -300,7 +350,7 @@ func TestPayProviderUnavailableFreesTheKey(t *testing.T) {
 	}
 }
 
-func TestPayRecordingFailureAfterAChargeReleasesTheKey(t *testing.T) {
+func TestPayRecordingFailureAfterAChargeLeavesTheKeyToARetry(t *testing.T) {
 	e := newEnv(t)
 	inv := e.invoice(t, alice, 1250)
 	e.repo.failOnce("CompleteIdempotencyKey", errors.New("connection reset"))
@@ -327,6 +377,23 @@ func TestPayRecordingFailureAfterAChargeReleasesTheKey(t *testing.T) {
 	charges := e.provider.charges()
 	if len(charges) != 2 || charges[0].PaymentID != charges[1].PaymentID || charges[0].PaymentID != key.PaymentID {
 		t.Errorf("charges = %+v, want two with the key's payment id %s (deduplicated by the provider)", charges, key.PaymentID)
+	}
+}
+
+func TestPayFailsWhenTheKeyCannotBeHeld(t *testing.T) {
+	e := newEnv(t)
+	inv := e.invoice(t, alice, 1250)
+	down := errors.New("connection refused")
+	e.repo.failOnce("HoldIdempotencyKey", down)
+	_, err := e.pay(t.Context(), alice, inv.ID, "k1", billingdomain.MethodCardVisa)
+	if !errors.Is(err, down) {
+		t.Fatalf("error = %v, want the repository's", err)
+	}
+	if _, ok := errs.As(err); ok {
+		t.Errorf("error %v is a client error; an internal failure must stay internal", err)
+	}
+	if st := e.repo.snapshot(); len(st.keys) != 0 || len(e.provider.charges()) != 0 {
+		t.Fatalf("a request that could not hold its key left keys %v or charged", st.keys)
 	}
 }
 

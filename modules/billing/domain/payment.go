@@ -12,7 +12,7 @@ import (
 	"github.com/seamkit/seam/platform/errs"
 )
 
-// cleanupTimeout bounds releasing or deleting a key after a failed request.
+// cleanupTimeout bounds deleting a key after a failed request.
 const cleanupTimeout = 5 * time.Second
 
 // MaxPaymentMethodLength is the longest payment method identifier billing passes to a provider.
@@ -52,17 +52,20 @@ func ValidatePaymentMethod(method string) error {
 
 // Pay pays an invoice at most once per idempotency key, Stripe-style:
 //
+//   - The request first takes the key's liveness lock (Repository.HoldIdempotencyKey), a database session
+//     lock that lives as long as this process's connection, and keeps it until it returns.
 //   - A new key is recorded (in progress) in its own transaction, then the payment runs and, in ONE
 //     transaction, its payment row, the invoice's new status, its event and the response rendered by respond
 //     are stored. That response is returned.
 //   - The same key with the same request returns the stored response (Replayed); with another request it is
-//     billingapi.ErrIdempotencyKeyReused; while the first is still in progress, billingapi.ErrIdempotencyKeyInUse.
-//     An in-progress key older than Options.StaleAfter is taken over, keeping its payment id.
+//     billingapi.ErrIdempotencyKeyReused; while the first is still in progress (its process holds the lock),
+//     billingapi.ErrIdempotencyKeyInUse. A key left in progress by a process that died (its lock is free)
+//     is taken over at once, keeping its payment id: see claim.
 //   - Business outcomes (invoice not found, already paid, declined, unknown payment method) are stored and
 //     replayed like successes. Other failures (provider unavailable, internal errors) are returned and free
-//     the key for a retry: it is deleted when nothing was charged, or released with its payment id when the
-//     provider approved a charge that could not be recorded, so the retry's charge is deduplicated by the
-//     provider.
+//     the key for a retry: it is deleted when nothing was charged, or left in progress with its payment id
+//     when the provider approved a charge that could not be recorded, so the retry takes it over and its
+//     charge is deduplicated by the provider.
 //
 // Once the key is claimed the request runs to its end, within Options.PaymentTimeout, even if ctx ends:
 // a client that hangs up mid-charge must not leave the key half-processed.
@@ -73,7 +76,15 @@ func (s *Service) Pay(ctx context.Context, req PayRequest, respond Responder) (R
 	if err := ValidatePaymentMethod(req.PaymentMethod); err != nil {
 		return Response{}, err
 	}
-	rec, replay, err := s.claim(ctx, req)
+	hold, err := s.repo.HoldIdempotencyKey(ctx, req.UserID, req.IdempotencyKey)
+	if errors.Is(err, ErrIdempotencyKeyHeld) {
+		return s.busy(ctx, req)
+	}
+	if err != nil {
+		return Response{}, fmt.Errorf("hold idempotency key: %w", err)
+	}
+	defer hold.Release()
+	rec, replay, err := s.claim(ctx, hold, req)
 	if err != nil {
 		return Response{}, err
 	}
@@ -82,9 +93,9 @@ func (s *Service) Pay(ctx context.Context, req PayRequest, respond Responder) (R
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.PaymentTimeout)
 	defer cancel()
-	resp, charged, err := s.process(pctx, req, rec, respond)
+	resp, charged, err := s.process(pctx, hold, req, rec, respond)
 	if err != nil {
-		s.abandon(ctx, rec, charged, err)
+		s.abandon(ctx, hold, rec, charged, err)
 		return Response{}, err
 	}
 	return resp, nil
@@ -99,12 +110,14 @@ func (s *Service) Pay(ctx context.Context, req PayRequest, respond Responder) (R
 // ErrInvoiceAlreadyPaid without calling the provider, so an invoice is charged at most once, and a declined
 // attempt leaves it open for the next. The alternative, a committed "pending" payment marker and a charge
 // outside any transaction, holds no lock during the call but needs a sweeper for markers left by crashed
-// processes; charging under the lock needs nothing of the kind (a crash rolls the transaction back and
-// releases the lock; the key goes stale and a retry takes it over with the same payment id, which the
-// provider deduplicates). Its cost, one connection and one row lock held for the charge, is bounded by
-// Options.PaymentTimeout. The partial unique index on succeeded payments and the open-to-paid
-// compare-and-set in MarkInvoicePaid back this up in the database.
-func (s *Service) process(ctx context.Context, req PayRequest, rec IdempotencyRecord, respond Responder) (Response, bool, error) {
+// processes; charging under the lock needs nothing of the kind (a crash ends the database session, which
+// rolls the transaction back and frees the invoice lock and the key's liveness lock together; a retry then
+// takes the key over at once with the same payment id, which the provider deduplicates). The transaction
+// runs on the connection holding the key's lock, so its cost, that one connection and one row lock held for
+// the charge, is bounded by Options.PaymentTimeout, and a request never waits for a second connection. The
+// partial unique index on succeeded payments and the open-to-paid compare-and-set in MarkInvoicePaid back
+// this up in the database.
+func (s *Service) process(ctx context.Context, hold KeyHold, req PayRequest, rec IdempotencyRecord, respond Responder) (Response, bool, error) {
 	user, err := s.user(ctx, req.UserID)
 	if err != nil {
 		return Response{}, false, err
@@ -113,7 +126,7 @@ func (s *Service) process(ctx context.Context, req PayRequest, rec IdempotencyRe
 		resp    Response
 		charged bool
 	)
-	err = s.repo.InPaymentTx(ctx, func(ctx context.Context, tx PaymentTx) error {
+	err = hold.InPaymentTx(ctx, func(ctx context.Context, tx PaymentTx) error {
 		charged = false
 		result, outcome, err := s.payLocked(ctx, tx, req, rec, user, &charged)
 		if err != nil {
@@ -252,20 +265,18 @@ func declined(declineCode string) error {
 }
 
 // abandon frees a key whose request failed without a stored response, so the client can retry: deleted when
-// nothing was charged, released (kept, with its payment id, but immediately stale) when a charge was approved
-// and could not be recorded. If this fails too, the key simply goes stale and is taken over later.
-func (s *Service) abandon(ctx context.Context, rec IdempotencyRecord, charged bool, cause error) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
+// nothing was charged, left in progress (with its payment id) when a charge was approved and could not be
+// recorded, for the retry to take over once Pay releases the hold. If the deletion fails, the key is left
+// in progress too, and taken over all the same.
+func (s *Service) abandon(ctx context.Context, hold KeyHold, rec IdempotencyRecord, charged bool, cause error) {
 	attrs := []any{slog.String("user_id", rec.UserID), slog.String("payment_id", rec.PaymentID), slog.Any("cause", cause)}
 	if charged {
-		s.logger.ErrorContext(ctx, "payment approved but not recorded; releasing its idempotency key for a retry", attrs...)
-		if err := s.repo.ReleaseIdempotencyKey(cctx, rec); err != nil {
-			s.logger.ErrorContext(ctx, "release idempotency key", append(attrs, slog.Any("error", err))...)
-		}
+		s.logger.ErrorContext(ctx, "payment approved but not recorded; keeping its idempotency key for a retry", attrs...)
 		return
 	}
-	if err := s.repo.DeleteIdempotencyKey(cctx, rec); err != nil {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := hold.DeleteIdempotencyKey(cctx, rec); err != nil {
 		s.logger.ErrorContext(ctx, "delete idempotency key", append(attrs, slog.Any("error", err))...)
 	}
 }

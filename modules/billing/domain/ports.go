@@ -19,24 +19,39 @@ type Repository interface {
 	// ListInvoices returns up to limit of userID's invoices, newest first.
 	ListInvoices(ctx context.Context, userID string, limit int) ([]billingapi.Invoice, error)
 
-	// CreateIdempotencyKey stores rec (state in progress) in its own committed transaction, or returns
-	// ErrIdempotencyKeyExists when the user already has a row for that key.
-	CreateIdempotencyKey(ctx context.Context, rec IdempotencyRecord) error
-	// GetIdempotencyKey returns the user's row for key, or ErrIdempotencyKeyNotFound.
+	// GetIdempotencyKey returns the user's row for key, or ErrIdempotencyKeyNotFound. It needs no hold: it is
+	// how a request learns what became of a key that another process holds.
 	GetIdempotencyKey(ctx context.Context, userID, key string) (IdempotencyRecord, error)
-	// TakeOverIdempotencyKey atomically claims the user's row for key if it is still in progress and was last
-	// claimed before staleBefore, setting its UpdatedAt to now; otherwise it returns ErrIdempotencyKeyNotFound.
-	TakeOverIdempotencyKey(ctx context.Context, userID, key string, staleBefore, now time.Time) (IdempotencyRecord, error)
-	// ReleaseIdempotencyKey makes rec's row immediately stale, keeping its payment id, so a retry takes it
-	// over at once; ErrIdempotencyKeyLost when rec's claim no longer holds.
-	ReleaseIdempotencyKey(ctx context.Context, rec IdempotencyRecord) error
+	// HoldIdempotencyKey takes the liveness lock of the user's key, without waiting, on a database connection
+	// of its own that the returned KeyHold keeps until its Release; ErrIdempotencyKeyHeld when another live
+	// process holds it. The lock lives as long as that connection does: when the holding process dies, the
+	// database ends its session and frees the lock.
+	HoldIdempotencyKey(ctx context.Context, userID, key string) (KeyHold, error)
+}
+
+// KeyHold is this process's liveness lock on one (user, Idempotency-Key) pair, and the connection that
+// holds it. Every operation on the key, and the payment's transaction, runs on that connection: a request
+// takes one connection, whatever it does, and if the connection breaks, the lock and the work in flight end
+// together, so no process changes a key whose lock it lost.
+type KeyHold interface {
+	// CreateIdempotencyKey stores rec (state in progress, for the held pair) in its own committed
+	// transaction, or returns ErrIdempotencyKeyExists when the pair already has a row.
+	CreateIdempotencyKey(ctx context.Context, rec IdempotencyRecord) error
+	// GetIdempotencyKey returns the held pair's row, or ErrIdempotencyKeyNotFound.
+	GetIdempotencyKey(ctx context.Context) (IdempotencyRecord, error)
+	// TakeOverIdempotencyKey claims the held pair's row if it is in progress (its process died: the lock was
+	// free), keeping its payment id and moving UpdatedAt to now, or just past its old value if that is later;
+	// otherwise it returns ErrIdempotencyKeyNotFound.
+	TakeOverIdempotencyKey(ctx context.Context, now time.Time) (IdempotencyRecord, error)
 	// DeleteIdempotencyKey removes rec's row so the key can be used afresh; ErrIdempotencyKeyLost when rec's
 	// claim no longer holds.
 	DeleteIdempotencyKey(ctx context.Context, rec IdempotencyRecord) error
-
 	// InPaymentTx runs fn in one database transaction, committed when fn returns nil and rolled back
 	// otherwise.
 	InPaymentTx(ctx context.Context, fn func(ctx context.Context, tx PaymentTx) error) error
+	// Release frees the lock and the connection; the hold is not used afterwards. Should the lock not be
+	// freed cleanly, the connection is closed, which frees it with the session.
+	Release()
 }
 
 // PaymentTx is what a payment does inside its one transaction.
@@ -69,7 +84,8 @@ type Event struct {
 
 // Idempotency key states.
 const (
-	// KeyStateInProgress marks a request that is being processed (or whose process died).
+	// KeyStateInProgress marks a request that is being processed (or whose process died, which the key's free
+	// lock tells).
 	KeyStateInProgress = "in_progress"
 	// KeyStateDone marks a request whose response is stored.
 	KeyStateDone = "done"
@@ -88,8 +104,8 @@ type IdempotencyRecord struct {
 	// Response is the stored response once State is KeyStateDone.
 	Response  Response
 	CreatedAt time.Time
-	// UpdatedAt is when the row was last claimed (or completed); it doubles as the claim's lease, which
-	// Complete, Release and Delete check.
+	// UpdatedAt is when the row was last claimed (or completed); it doubles as the claim's fencing token,
+	// which Complete and Delete check, so a claim that was taken over changes nothing.
 	UpdatedAt time.Time
 }
 
@@ -110,4 +126,6 @@ var (
 	ErrIdempotencyKeyNotFound = errors.New("idempotency key not found")
 	// ErrIdempotencyKeyLost means the claim a process holds on a key was taken over, completed or removed.
 	ErrIdempotencyKeyLost = errors.New("idempotency key claim lost")
+	// ErrIdempotencyKeyHeld means another live process holds the (user, key) pair's liveness lock.
+	ErrIdempotencyKeyHeld = errors.New("idempotency key held by another process")
 )

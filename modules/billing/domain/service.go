@@ -27,23 +27,14 @@ const (
 	MaxListLimit = 100
 )
 
-// Defaults for Options.
-const (
-	// DefaultPaymentTimeout bounds one payment: waiting for the invoice lock, the charge and recording it.
-	DefaultPaymentTimeout = 30 * time.Second
-	// DefaultStaleAfter is how long an in-progress idempotency key is protected before another request with
-	// the same key may take it over.
-	DefaultStaleAfter = 5 * time.Minute
-)
+// DefaultPaymentTimeout bounds one payment: waiting for the invoice lock, the charge and recording it.
+const DefaultPaymentTimeout = 30 * time.Second
 
 // Options tunes a Service; zero fields take the defaults.
 type Options struct {
-	// PaymentTimeout bounds the processing of one pay request once its key is claimed. It must be shorter than
-	// StaleAfter, so a live request is never taken over.
+	// PaymentTimeout bounds the processing of one pay request once its key is claimed, and so how long its
+	// retries are answered billingapi.ErrIdempotencyKeyInUse while the request's process lives.
 	PaymentTimeout time.Duration
-	// StaleAfter is the age after which an in-progress idempotency key (its process presumably died) may be
-	// taken over by a retry.
-	StaleAfter time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -65,9 +56,6 @@ func NewService(repo Repository, provider PaymentProvider, auth authapi.Auth, lo
 	if opts.PaymentTimeout <= 0 {
 		opts.PaymentTimeout = DefaultPaymentTimeout
 	}
-	if opts.StaleAfter <= 0 {
-		opts.StaleAfter = DefaultStaleAfter
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -75,7 +63,7 @@ func NewService(repo Repository, provider PaymentProvider, auth authapi.Auth, lo
 }
 
 // now returns the current time as the database stores it (UTC, microseconds), so what a call returns equals
-// what a later read returns, and a claim's UpdatedAt can serve as its lease.
+// what a later read returns, and a claim's UpdatedAt can serve as its fencing token.
 func (s *Service) now() time.Time {
 	return s.opts.Now().UTC().Truncate(time.Microsecond)
 }
