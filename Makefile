@@ -18,7 +18,7 @@ GOVULNCHECK := $(GO) tool -modfile=tools/go.mod govulncheck
 GO_ARCH_LINT := $(GO) tool -modfile=tools/archlint/go.mod go-arch-lint
 
 .PHONY: help run build test test-short soak bench lint lint-fmt lint-vet lint-golangci lint-seam \
-	generate pg tools vuln clean
+	generate pg browser tools vuln clean
 
 help: ## List the targets
 	@echo "Usage: make <target>"
@@ -31,7 +31,7 @@ run: pg ## Build and run cmd/monolith on its embedded defaults (http://localhost
 build: ## Build every binary under cmd/ into bin/
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-test: pg lint ## Lint, then run every test with -race (unit, real PostgreSQL and NATS, end-to-end)
+test: pg browser lint ## Lint, then run every test with -race (unit, real PostgreSQL and NATS, end-to-end, browser)
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 test-short: ## Run the fast tests only (go test -short: no PostgreSQL, no end-to-end)
@@ -107,6 +107,25 @@ pg: ## Make sure PostgreSQL server binaries exist (installs Debian's postgresql 
 		if [ -z "$$pg_ctl" ]; then echo "postgresql installed but pg_ctl still not found" >&2; exit 1; fi; \
 	fi; \
 	echo "PostgreSQL: $$("$$pg_ctl" --version) ($$(dirname "$$pg_ctl"))"
+
+# The dashboard's browser test (test/dashboard) drives Debian's Chromium headless; SEAM_CHROMIUM overrides the path.
+CHROMIUM_FIND := command -v chromium 2>/dev/null || command -v chromium-browser 2>/dev/null || command -v google-chrome 2>/dev/null
+
+browser: ## Make sure a headless Chromium exists for the browser test (installs Debian's chromium package when root)
+	@chromium=$$($(CHROMIUM_FIND) || true); \
+	if [ -z "$$chromium" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "Chromium not found; the dashboard's browser test needs it: 'sudo apt-get install -y chromium' (Debian/Ubuntu)." >&2; \
+			exit 1; \
+		fi; \
+		echo "Chromium not found: installing Debian's chromium package"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update; \
+		apt-get install -y --no-install-recommends chromium; \
+		chromium=$$($(CHROMIUM_FIND) || true); \
+		if [ -z "$$chromium" ]; then echo "chromium installed but not found in PATH" >&2; exit 1; fi; \
+	fi; \
+	echo "Chromium: $$("$$chromium" --version 2>/dev/null) ($$chromium)"
 
 tools: ## Build the pinned tools (sqlc, golangci-lint, govulncheck, go-arch-lint) and print their versions
 	$(SQLC) version

@@ -13,6 +13,7 @@ import (
 	"github.com/seamkit/seam/platform/httpx"
 	"github.com/seamkit/seam/platform/identity"
 	"github.com/seamkit/seam/platform/inbox"
+	"github.com/seamkit/seam/platform/observe"
 	"github.com/seamkit/seam/platform/route"
 )
 
@@ -58,12 +59,13 @@ func deadLetterView(d ModuleDeadLetter) DeadLetterView {
 
 // adminRoutes serves the admin API at AdminPrefix: GET /dlq, GET /dlq/{module}/{id},
 // POST /dlq/{module}/{id}/retry, POST /dlq/{module}/{id}/discard, GET /consumers, POST /replay/{module},
-// and the routing endpoints (routingRoutes).
-func adminRoutes(c *Consumers, t *route.Table, logger *slog.Logger) httpx.Routes {
+// the routing endpoints (routingRoutes) and the dashboard's data (GET /dashboard).
+func adminRoutes(c *Consumers, t *route.Table, g *ModuleGraph, metrics *observe.Metrics, logger *slog.Logger) httpx.Routes {
 	h := func(f httpx.HandlerFunc) http.HandlerFunc { return httpx.Errors(logger, f) }
 	return httpx.Routes{Prefix: AdminPrefix, Mount: func(r chi.Router) {
 		r.Use(httpx.RequireRole(identity.RoleAdmin, logger))
 		routingRoutes(r, t, logger)
+		dashboardDataRoute(r, t, c, g, metrics, logger)
 		r.Get("/dlq", h(func(w http.ResponseWriter, r *http.Request) error {
 			status := r.URL.Query().Get("status")
 			switch status {

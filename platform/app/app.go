@@ -94,11 +94,11 @@ func assemble(cfg *Config, logOut io.Writer, extra fx.Option, modules []Module) 
 	if err := cfg.checkModules(names); err != nil {
 		return nil, nil, err
 	}
-	opts, remote, routes, err := cfg.moduleOptions(modules)
+	asm, err := cfg.moduleOptions(modules)
 	if err != nil {
 		return nil, nil, err
 	}
-	elsewhere, err := cfg.elsewhereDeclarations(modules, remote)
+	elsewhere, err := cfg.elsewhereDeclarations(modules, asm.remote)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -146,6 +146,7 @@ func assemble(cfg *Config, logOut io.Writer, extra fx.Option, modules []Module) 
 			},
 			NewConsumers,
 			httpx.AsRoutes(adminRoutes),
+			httpx.AsRoutes(dashboardRoutes),
 			httpx.AsReadinessCheck(func(d *db.Database) httpx.ReadinessCheck {
 				return httpx.ReadinessCheck{Name: "database", Check: d.Ping}
 			}),
@@ -155,8 +156,9 @@ func assemble(cfg *Config, logOut io.Writer, extra fx.Option, modules []Module) 
 		),
 		// Force the kernel to start first (and stop last) whatever the modules ask for.
 		fx.Invoke(func(*db.Database, *bus.Bus) {}),
+		fx.Invoke(registerConsumerMetrics),
 	)
-	all := append([]fx.Option{kernel, routingOptions(routes)}, opts...)
+	all := append([]fx.Option{kernel, routingOptions(asm.routes, asm.nodes)}, asm.opts...)
 	all = append(all, startRouting, httpx.Module, extra)
 	a := fx.New(all...)
 	if err := a.Err(); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/seamkit/seam/platform/bus"
 	"github.com/seamkit/seam/platform/errs"
 	"github.com/seamkit/seam/platform/inbox"
+	"github.com/seamkit/seam/platform/observe"
 )
 
 // InboxConfig is the inbox section: process-wide overrides of the consumers' retry policy.
@@ -95,6 +96,14 @@ type consumerEntry struct {
 // NewConsumers returns an empty registry for the process configured by cfg.
 func NewConsumers(cfg *Config, b *bus.Bus, logger *slog.Logger) *Consumers {
 	return &Consumers{cfg: cfg.Inbox, bus: b, logger: logger, modules: map[string]*moduleConsumers{}}
+}
+
+// registerConsumerMetrics exposes the consumers' lag and dead letters at /metrics.
+func registerConsumerMetrics(c *Consumers, metrics *observe.Metrics) error {
+	if err := metrics.Registry().Register(consumerMetrics{c}); err != nil {
+		return fmt.Errorf("consumers: register metrics: %w", err)
+	}
+	return nil
 }
 
 func (c *Consumers) module(name string) *moduleConsumers {

@@ -61,7 +61,9 @@ const (
 // every call and, in split mode, sends each to one side. Build it with RemoteAPI.
 type Remote struct {
 	methods []route.MethodInfo
-	local   func(module string) fx.Option
+	// uses records, in the scope of caller, that caller takes module's api.
+	uses  func(caller, module string) fx.Option
+	local func(module string) fx.Option
 	remote  func(module string) fx.Option
 	split   func(module string) fx.Option
 	serve   func(module string) fx.Option
@@ -77,6 +79,12 @@ func RemoteAPI[T any](newClient func(conn func() *nats.Conn, opts ...rpc.CallOpt
 	var none T
 	return Remote{
 		methods: methods,
+		uses: func(caller, module string) fx.Option {
+			return fx.Decorate(func(api T, g *ModuleGraph) T {
+				g.call(caller, module)
+				return api
+			})
+		},
 		local: func(module string) fx.Option {
 			return fx.Decorate(func(local T, t *route.Table) T { return newRouter(local, none, t.Module(module)) })
 		},
@@ -116,8 +124,8 @@ func RemoteAPI[T any](newClient func(conn func() *nats.Conn, opts ...rpc.CallOpt
 
 // localOptions runs m in this process: its own options, its api (through its router) and HTTP routes
 // served on the bus for gateways in other processes.
-func localOptions(m Module) fx.Option {
-	opts := []fx.Option{m.Options, serveHTTPOnBus(m.Name)}
+func localOptions(m Module, modules []Module) fx.Option {
+	opts := []fx.Option{scoped(m, m.Options, modules), serveHTTPOnBus(m.Name)}
 	if m.Remote.serve != nil {
 		opts = append(opts, m.Remote.local(m.Name), m.Remote.serve(m.Name), measuredRoutes(m.Name, m.prefix(), false))
 	}
@@ -126,11 +134,11 @@ func localOptions(m Module) fx.Option {
 
 // splitOptions runs m here and routes its calls between this process and its extracted instances; it
 // serves nothing of m on the bus.
-func splitOptions(m Module) (fx.Option, error) {
+func splitOptions(m Module, modules []Module) (fx.Option, error) {
 	if m.Remote.split == nil {
 		return nil, fmt.Errorf("config: modules.%s.%s: module %s has no remote api (Module.Remote is not set)", m.Name, modeKey, m.Name)
 	}
-	return fx.Options(m.Options, m.Remote.split(m.Name), measuredRoutes(m.Name, m.prefix(), true)), nil
+	return fx.Options(scoped(m, m.Options, modules), m.Remote.split(m.Name), measuredRoutes(m.Name, m.prefix(), true)), nil
 }
 
 // remoteOptions reaches m in other processes: its api through the generated client, and its HTTP routes
@@ -205,40 +213,50 @@ func measuredRoutes(module, prefix string, forward bool) fx.Option {
 	}))
 }
 
-// moduleOptions returns the options that run each module as its mode says, the names of the modules that
-// run remote (entirely elsewhere), and the routing of every module that has a remote api.
-func (c *Config) moduleOptions(modules []Module) ([]fx.Option, []string, []route.ModuleConfig, error) {
-	opts := make([]fx.Option, 0, len(modules))
-	var remote []string
-	var routes []route.ModuleConfig
+// assembly is what moduleOptions decides about the modules of a process.
+type assembly struct {
+	// opts run each module as its mode says.
+	opts []fx.Option
+	// remote names the modules that run entirely elsewhere.
+	remote []string
+	// routes is the routing of every module that has a remote api.
+	routes []route.ModuleConfig
+	// nodes are the modules with their modes, for the module graph.
+	nodes []GraphNode
+}
+
+// moduleOptions decides how this process runs each module, from its mode.
+func (c *Config) moduleOptions(modules []Module) (assembly, error) {
+	var a assembly
 	for _, m := range modules {
 		mode, err := c.ModuleMode(m.Name)
 		if err != nil {
-			return nil, nil, nil, err
+			return assembly{}, err
 		}
 		var o fx.Option
 		switch mode {
 		case ModeLocal:
-			o = localOptions(m)
+			o = localOptions(m, modules)
 		case ModeRemote:
 			o, err = remoteOptions(m)
-			remote = append(remote, m.Name)
+			a.remote = append(a.remote, m.Name)
 		default:
-			o, err = splitOptions(m)
+			o, err = splitOptions(m, modules)
 		}
 		if err != nil {
-			return nil, nil, nil, err
+			return assembly{}, err
 		}
-		opts = append(opts, o)
+		a.opts = append(a.opts, o)
+		a.nodes = append(a.nodes, GraphNode{Name: m.Name, Mode: mode})
 		rc, err := c.moduleRouting(m, mode)
 		if err != nil {
-			return nil, nil, nil, err
+			return assembly{}, err
 		}
 		if m.Remote.methods != nil || mode != ModeLocal {
-			routes = append(routes, rc)
+			a.routes = append(a.routes, rc)
 		}
 	}
-	return opts, remote, routes, nil
+	return a, nil
 }
 
 // allLocal returns a copy of c in which every one of modules runs locally.

@@ -69,7 +69,7 @@ func TestRemoteModeNeedsARemoteAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, _, err = cfg.moduleOptions([]Module{{Name: "demo", Options: fx.Options()}})
+	_, err = cfg.moduleOptions([]Module{{Name: "demo", Options: fx.Options()}})
 	if err == nil || !strings.Contains(err.Error(), "modules.demo.mode") {
 		t.Fatalf("err = %v, want one naming modules.demo.mode", err)
 	}

@@ -215,9 +215,15 @@ func (n busNotifier) Subscribe(fn func(module string)) (func(), error) {
 }
 
 // routingOptions provides the routing table of modules (routes, one per module with a remote api), started
-// after every module's migrations and stopped before the bus closes, and exposes it at /metrics.
-func routingOptions(routes []route.ModuleConfig) fx.Option {
+// after every module's migrations and stopped before the bus closes, and exposes it at /metrics; and the
+// module graph of nodes.
+func routingOptions(routes []route.ModuleConfig, nodes []GraphNode) fx.Option {
 	return fx.Options(
+		fx.Provide(func(b *bus.Bus) *ModuleGraph {
+			g := newModuleGraph(nodes)
+			g.bus = b
+			return g
+		}),
 		fx.Provide(NewModulePools, func(logger *slog.Logger, b *bus.Bus, pools *ModulePools, metrics *observe.Metrics) (*route.Table, error) {
 			t := route.NewTable(observe.ModuleLogger(logger, "route"), busNotifier{b})
 			for _, mc := range routes {

@@ -158,7 +158,11 @@ func serveOn(t *testing.T, url string, h http.Handler) *nats.Conn {
 	t.Helper()
 	conn := rpctest.Dial(t, url)
 	if _, err := httpx.ServeNATS(conn, gatewaySubject, h, time.Minute, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
+		t.Error(err)
+	}
+	// The subscription reaches the server before anyone is told the instance serves.
+	if err := conn.Flush(); err != nil {
+		t.Error(err)
 	}
 	return conn
 }

@@ -222,3 +222,30 @@ ON CONFLICT (consumer, event_id) DO UPDATE SET subject = EXCLUDED.subject, error
 	}
 	return nil
 }
+
+// CountDeadLetters returns how many dead letters the module with the given schema holds, by status.
+func CountDeadLetters(ctx context.Context, pool *pgxpool.Pool, schema string) (map[string]int64, error) {
+	rows, err := pool.Query(ctx, `SELECT status, count(*) FROM `+deadLetterTable(schema)+` GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("inbox: count dead letters of %s: %w", schema, err)
+	}
+	counts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (struct {
+		status string
+		n      int64
+	}, error) {
+		var c struct {
+			status string
+			n      int64
+		}
+		err := row.Scan(&c.status, &c.n)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inbox: count dead letters of %s: %w", schema, err)
+	}
+	out := map[string]int64{StatusPending: 0, StatusRetried: 0, StatusDiscarded: 0}
+	for _, c := range counts {
+		out[c.status] = c.n
+	}
+	return out, nil
+}

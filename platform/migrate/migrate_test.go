@@ -78,15 +78,16 @@ func TestUpIsIdempotentAndCreatesTablesInSchema(t *testing.T) {
 			t.Fatalf("Up #%d: %v", i+1, err)
 		}
 	}
-	want := []string{"dead_letters", "goose_db_version", "inbox", "items", "outbox", "saga_steps", "sagas", "seam_platform_version"}
+	want := []string{"dead_letters", "goose_db_version", "inbox", "items", "outbox", "route_audit", "route_discrepancies",
+		"route_state", "saga_steps", "sagas", "seam_platform_version"}
 	if got := tables(t, pool, "billing"); !slices.Equal(got, want) {
 		t.Errorf("tables in billing = %v, want %v", got, want)
 	}
 	if got := tables(t, pool, "public"); len(got) != 0 {
 		t.Errorf("tables in public = %v, want none", got)
 	}
-	if v := version(t, pool, "billing.seam_platform_version"); v != 3 {
-		t.Errorf("platform version = %d, want 3", v)
+	if v := version(t, pool, "billing.seam_platform_version"); v != 4 {
+		t.Errorf("platform version = %d, want 4", v)
 	}
 	if v := version(t, pool, "billing.goose_db_version"); v != 1 {
 		t.Errorf("module version = %d, want 1", v)
@@ -149,7 +150,8 @@ func TestUpWithoutModuleMigrations(t *testing.T) {
 	if err := migrate.Up(ctx, pool, "auth", fstest.MapFS{}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := tables(t, pool, "reporting"), []string{"dead_letters", "inbox", "outbox", "saga_steps", "sagas", "seam_platform_version"}; !slices.Equal(got, want) {
+	if got, want := tables(t, pool, "reporting"), []string{"dead_letters", "inbox", "outbox",
+		"route_audit", "route_discrepancies", "route_state", "saga_steps", "sagas", "seam_platform_version"}; !slices.Equal(got, want) {
 		t.Errorf("tables in reporting = %v, want %v", got, want)
 	}
 }
@@ -208,7 +210,7 @@ func TestConcurrentUpsAreSerialised(t *testing.T) {
 			t.Errorf("instance %d: %v", i, err)
 		}
 	}
-	for table, want := range map[string]int{"billing.goose_db_version": 2, "billing.seam_platform_version": 3} {
+	for table, want := range map[string]int{"billing.goose_db_version": 2, "billing.seam_platform_version": 4} {
 		var n int
 		if err := pools[0].QueryRow(ctx, "SELECT count(*) FROM "+table+" WHERE version_id > 0").Scan(&n); err != nil || n != want {
 			t.Errorf("%s holds %d applied versions, %v; want %d", table, n, err, want)

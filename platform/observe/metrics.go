@@ -2,6 +2,8 @@ package observe
 
 import (
 	"net/http"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,12 +16,23 @@ type Metrics struct {
 	registry      *prometheus.Registry
 	outboxBacklog *prometheus.GaugeVec
 	outboxOldest  *prometheus.GaugeVec
+
+	mu      sync.Mutex
+	backlog map[string]OutboxBacklog
+}
+
+// OutboxBacklog is a module's outbox as its relay last saw it.
+type OutboxBacklog struct {
+	Module        string  `json:"module"`
+	Pending       int64   `json:"pending"`
+	OldestSeconds float64 `json:"oldest_unsent_seconds"`
 }
 
 // NewMetrics makes a registry holding the Go runtime and process collectors and the platform's gauges.
 func NewMetrics() *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
+		backlog:  map[string]OutboxBacklog{},
 		outboxBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "seam_outbox_backlog",
 			Help: "Events committed to the module's outbox and not yet published to its stream.",
@@ -50,4 +63,19 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) ObserveOutbox(module string, pending int64, oldest time.Duration) {
 	m.outboxBacklog.WithLabelValues(module).Set(float64(pending))
 	m.outboxOldest.WithLabelValues(module).Set(oldest.Seconds())
+	m.mu.Lock()
+	m.backlog[module] = OutboxBacklog{Module: module, Pending: pending, OldestSeconds: oldest.Seconds()}
+	m.mu.Unlock()
+}
+
+// Outboxes returns every module's outbox backlog as last observed, sorted by module.
+func (m *Metrics) Outboxes() []OutboxBacklog {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]OutboxBacklog, 0, len(m.backlog))
+	for _, b := range m.backlog {
+		out = append(out, b)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Module < out[j].Module })
+	return out
 }
