@@ -542,7 +542,7 @@ func (b *Bus) EnsureStream(ctx context.Context, module string) (jetstream.Stream
 	if js == nil {
 		return nil, ErrNotStarted
 	}
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name:        StreamName(module),
 		Description: "events published by the " + module + " module",
 		Subjects:    []string{module + ".events.>"},
@@ -551,12 +551,41 @@ func (b *Bus) EnsureStream(ctx context.Context, module string) (jetstream.Stream
 		Discard:     jetstream.DiscardOld,
 		Duplicates:  b.cfg.DedupWindow,
 		Replicas:    b.cfg.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("bus: ensure stream %s: %w", StreamName(module), err)
 	}
-	return stream, nil
+	for pause := 100 * time.Millisecond; ; pause = min(2*pause, 2*time.Second) {
+		stream, err := js.CreateOrUpdateStream(ctx, cfg)
+		if err == nil {
+			return stream, nil
+		}
+		if !placementPending(err) {
+			return nil, fmt.Errorf("bus: ensure stream %s: %w", cfg.Name, err)
+		}
+		// A NATS cluster that is still forming (its nodes have not all joined the JetStream meta group)
+		// cannot place the replicas yet: wait for it, as long as the start allows.
+		b.logger.Info("bus: waiting for the NATS cluster to place the stream's replicas", slog.String("stream", cfg.Name),
+			slog.Int("replicas", cfg.Replicas), slog.Any("error", err))
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("bus: ensure stream %s: %w (last: %w)", cfg.Name, ctx.Err(), err)
+		case <-t.C:
+		}
+	}
 }
+
+// placementPending reports whether err says JetStream found no peers for a stream's replicas (error code
+// 10005), which a cluster whose nodes are still joining answers.
+func placementPending(err error) bool {
+	var jsErr jetstream.JetStreamError
+	if !errors.As(err, &jsErr) || jsErr.APIError() == nil {
+		return false
+	}
+	return jsErr.APIError().ErrorCode == errCodeNoSuitablePeers
+}
+
+// errCodeNoSuitablePeers is JetStream's "no suitable peers for placement" error code.
+const errCodeNoSuitablePeers jetstream.ErrorCode = 10005
 
 // Ready reports whether every connection is up and JetStream answers; it backs /readyz.
 func (b *Bus) Ready(ctx context.Context) error {
