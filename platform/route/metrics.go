@@ -45,8 +45,8 @@ func (t *Table) Collect(ch chan<- prometheus.Metric) {
 		for _, m := range mod.order {
 			for side, s := range m.sides {
 				labels := []string{mod.name, m.name, Side(side).String()}
-				ch <- prometheus.MustNewConstMetric(callsDesc, prometheus.CounterValue, float64(s.total.calls.Load()), labels...)
-				ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, float64(s.total.failures.Load()), labels...)
+				ch <- prometheus.MustNewConstMetric(callsDesc, prometheus.CounterValue, float64(s.calls.Load()), labels...)
+				ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, float64(s.failures.Load()), labels...)
 				buckets := make(map[float64]uint64, len(promBounds))
 				var cumulative uint64
 				for i, bound := range promBounds {

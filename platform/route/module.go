@@ -86,15 +86,15 @@ func (m *Method) ReadOnly() bool { return m.readOnly }
 // Module is the module the method belongs to.
 func (m *Method) Module() *Module { return m.mod }
 
-// Call is one call in progress: the side it goes to, whether to shadow it, and its start. It is a value,
-// so routing a call allocates nothing.
+// Call is one call in progress: the side it goes to, whether to shadow it, and its start. It is a small
+// value, so routing a call allocates nothing.
 type Call struct {
-	m      *Method
-	side   Side
+	m *Method
+	// start is when a timed call began (time since epoch), 0 for an untimed one.
+	start time.Duration
+	side  Side
+	// shadow says to call the other side too, for comparison.
 	shadow bool
-	timed  bool
-	period uint64
-	start  time.Duration
 }
 
 // Begin routes one call whose routing key is key ("" derives it from ctx with Key, only when the share
@@ -108,11 +108,10 @@ func (m *Method) Begin(ctx context.Context, key string) Call {
 		}
 		side = pick(m.mod.name, *st, key)
 	}
-	p := m.mod.table.period.Load()
-	n := m.sides[side].count(p)
-	c := Call{m: m, side: side, period: p, shadow: st.Shadow && m.readOnly}
+	n := m.sides[side].count()
+	c := Call{m: m, side: side, shadow: st.Shadow && m.readOnly}
 	if side == Remote || !m.sampled || n%sampleEvery == 0 {
-		c.timed, c.start = true, time.Since(epoch)
+		c.start = max(time.Since(epoch), 1)
 	}
 	return c
 }
@@ -125,11 +124,13 @@ func (c Call) Shadow() bool { return c.shadow }
 
 // End records the call's outcome: err counts as a failure of its side when Failed says so.
 func (c Call) End(err error) {
-	var d time.Duration
-	if c.timed {
-		d = time.Since(epoch) - c.start
+	s := c.m.sides[c.side]
+	if err != nil && Failed(err) {
+		s.fail()
 	}
-	c.m.sides[c.side].record(c.period, Failed(err), c.timed, d)
+	if c.start != 0 {
+		s.observe(c.m.mod.table.period.Load(), time.Since(epoch)-c.start)
+	}
 }
 
 // Compare calls the other side in the background with other and records a discrepancy when its answer

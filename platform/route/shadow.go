@@ -111,14 +111,18 @@ func (s *shadower) compare(ctx context.Context, m *Method, primary Side, result 
 
 // call runs the shadow side, measured like any call of that side, turning a panic into an error.
 func (s *shadower) call(ctx context.Context, m *Method, side Side, other func(ctx context.Context) (any, error)) (result any, err error) {
+	stats := m.sides[side]
 	p := s.mod.table.period.Load()
-	m.sides[side].count(p)
+	stats.count()
 	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("route: shadow call of %s.%s panicked: %v", s.mod.name, m.name, r)
 		}
-		m.sides[side].record(p, Failed(err), true, time.Since(start))
+		if Failed(err) {
+			stats.fail()
+		}
+		stats.observe(p, time.Since(start))
 	}()
 	return other(ctx)
 }

@@ -47,54 +47,61 @@ func latencyUpper(b int) time.Duration {
 	return time.Duration(lower+width) * latencyUnit
 }
 
-// counts is one period's tally of a side's calls.
-type counts struct {
-	calls    atomic.Uint64
-	failures atomic.Uint64
-	// latency counts the timed calls (every remote call, one local call in sampleEvery) per bucket.
-	latency [latencyBuckets]atomic.Uint64
+// period is one second of a side's measurements. Calls and failures are counted once, in the side's
+// totals; a period keeps what the totals were when it began, so a window's counts are differences. Only
+// the latency of timed calls is counted per period.
+type period struct {
+	callsAtStart    atomic.Uint64
+	failuresAtStart atomic.Uint64
+	latency         [latencyBuckets]atomic.Uint64
 }
 
-func (c *counts) reset() {
-	c.calls.Store(0)
-	c.failures.Store(0)
-	for i := range c.latency {
-		c.latency[i].Store(0)
+// begin starts the period reusing p's slot: the totals now, and no latency yet.
+func (p *period) begin(calls, failures uint64) {
+	for i := range p.latency {
+		p.latency[i].Store(0)
 	}
+	p.callsAtStart.Store(calls)
+	p.failuresAtStart.Store(failures)
 }
 
 // sideStats measures one side of one method: totals since start (for metrics) and a ring of one-second
-// periods (for the rollback rule and the dashboard).
+// periods (for the rollback rule and the dashboard). A call costs one atomic add; a failed or timed one a
+// few more.
 type sideStats struct {
-	total counts
+	calls    atomic.Uint64
+	failures atomic.Uint64
 	// sumNanos is the sum of the timed calls' latencies, for the metrics histogram.
 	sumNanos atomic.Uint64
 	// promBuckets counts timed calls per metrics histogram bucket (promBounds).
 	promBuckets [len(promBounds) + 1]atomic.Uint64
-	ring        []counts
+	// ring holds the periods, a power of two of them, period n in ring[n&mask].
+	ring []period
+	mask uint64
 }
 
+// newSideStats returns stats keeping at least periods periods.
 func newSideStats(periods int) *sideStats {
-	return &sideStats{ring: make([]counts, periods)}
+	n := 1
+	for n < periods {
+		n *= 2
+	}
+	return &sideStats{ring: make([]period, n), mask: uint64(n - 1)}
 }
 
 // promBounds are the upper bounds of the metrics latency histogram, in seconds.
 var promBounds = [...]float64{0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
 	0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
-// record adds one call in period p: failed or not, and its latency when timed.
-func (s *sideStats) record(p uint64, failed bool, timed bool, d time.Duration) {
-	cur := &s.ring[p%uint64(len(s.ring))]
-	if failed {
-		s.total.failures.Add(1)
-		cur.failures.Add(1)
-	}
-	if !timed {
-		return
-	}
-	b := latencyBucket(d)
-	s.total.latency[b].Add(1)
-	cur.latency[b].Add(1)
+// count adds one call (calls are counted when they start) and returns how many there have been.
+func (s *sideStats) count() uint64 { return s.calls.Add(1) }
+
+// fail adds one failed call.
+func (s *sideStats) fail() { s.failures.Add(1) }
+
+// observe adds the latency d of a call timed in period p.
+func (s *sideStats) observe(p uint64, d time.Duration) {
+	s.ring[p&s.mask].latency[latencyBucket(d)].Add(1)
 	s.sumNanos.Add(uint64(d))
 	secs := d.Seconds()
 	i := 0
@@ -104,10 +111,9 @@ func (s *sideStats) record(p uint64, failed bool, timed bool, d time.Duration) {
 	s.promBuckets[i].Add(1)
 }
 
-// count adds one call to the totals and to period p (calls are counted when they start).
-func (s *sideStats) count(p uint64) uint64 {
-	s.ring[p%uint64(len(s.ring))].calls.Add(1)
-	return s.total.calls.Add(1)
+// advance begins period next, which reuses the oldest slot.
+func (s *sideStats) advance(next uint64) {
+	s.ring[next&s.mask].begin(s.calls.Load(), s.failures.Load())
 }
 
 // Window is what one side did over the last periods: calls, failures and latency percentiles.
@@ -129,23 +135,20 @@ func (w Window) ErrorRate() float64 {
 	return float64(w.Failures) / float64(w.Calls)
 }
 
-// add merges o into w's counts; percentiles are recomputed by the caller from merged buckets.
+// windowAcc sums periods of one or more sides.
 type windowAcc struct {
 	calls, failures uint64
 	latency         [latencyBuckets]uint64
 }
 
-// collect adds the periods (now-n, now] of s into acc; the current period is included, the one being
-// cleared for reuse is not.
+// collect adds the periods (now-n, now] of s into acc, the current one included.
 func (s *sideStats) collect(acc *windowAcc, now uint64, n int) {
-	n = min(n, len(s.ring)-1)
-	for i := 0; i < n; i++ {
-		if uint64(i) > now {
-			break
-		}
-		c := &s.ring[(now-uint64(i))%uint64(len(s.ring))]
-		acc.calls += c.calls.Load()
-		acc.failures += c.failures.Load()
+	n = max(min(n, len(s.ring)-1, int(now)+1), 1)
+	first := &s.ring[(now+1-uint64(n))&s.mask]
+	acc.calls += s.calls.Load() - first.callsAtStart.Load()
+	acc.failures += s.failures.Load() - first.failuresAtStart.Load()
+	for i := range n {
+		c := &s.ring[(now-uint64(i))&s.mask]
 		for b := range c.latency {
 			acc.latency[b] += c.latency[b].Load()
 		}
@@ -167,10 +170,7 @@ func (acc *windowAcc) window() Window {
 }
 
 func (acc *windowAcc) percentile(q float64, timed uint64) time.Duration {
-	rank := uint64(q*float64(timed)+0.5) - 0
-	if rank < 1 {
-		rank = 1
-	}
+	rank := max(uint64(q*float64(timed)+0.5), 1)
 	var seen uint64
 	for b, n := range acc.latency {
 		seen += n

@@ -239,7 +239,7 @@ func (t *Table) run(ctx context.Context) {
 		for _, mod := range mods {
 			for _, m := range mod.order {
 				for _, s := range m.sides {
-					s.ring[next%uint64(len(s.ring))].reset()
+					s.advance(next)
 				}
 			}
 		}
