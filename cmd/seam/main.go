@@ -17,7 +17,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("repo", ".", "repository root")
-	root.AddCommand(checkCommand(), dlqCommand(), extractCommand(), genCommand(), graphCommand(), newCommand(), replayCommand(), rolloutCommand())
+	root.AddCommand(checkCommand(), dbCommand(), dlqCommand(), extractCommand(), genCommand(), graphCommand(), newCommand(), replayCommand(), rolloutCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "seam:", err)
 		os.Exit(1)

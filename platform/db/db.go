@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
+	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +42,20 @@ type Config struct {
 	// RoleSecret is the key the module roles' passwords derive from; empty uses the password of the admin
 	// connection (database.url's, or the local server's superuser's).
 	RoleSecret string `yaml:"role_secret" secret:"true"`
+	// Modules puts single modules on a database of their own (database.modules.<module>.url), keyed by
+	// module name; the other modules stay on URL (or the local server).
+	Modules map[string]ModuleConfig `yaml:"modules"`
+	// ModuleURLs is the form of Modules for the environment (SEAM_DATABASE_MODULE_URLS), where map entries
+	// cannot be set: "<module>=<url>" entries separated by commas. An entry wins over the module's entry in
+	// Modules.
+	ModuleURLs string `yaml:"module_urls" secret:"true"`
+}
+
+// ModuleConfig is a module's entry under database.modules.
+type ModuleConfig struct {
+	// URL of the PostgreSQL database the module runs on, as an admin user like database.url's: Seam
+	// provisions the module's role and schema there and migrates it, as it does on the main database.
+	URL string `yaml:"url" secret:"url"`
 }
 
 // DefaultRolePrefix is the default of Config.RolePrefix.
@@ -62,10 +79,8 @@ func (c *Config) SetDefaults() {
 
 // Validate checks the section; errors name the key.
 func (c Config) Validate() error {
-	if c.URL != "" {
-		if _, err := pgx.ParseConfig(c.URL); err != nil {
-			return errors.New("database.url: not a valid PostgreSQL URL")
-		}
+	if c.URL != "" && !validURL(c.URL) {
+		return errors.New("database.url: not a valid PostgreSQL URL")
 	}
 	if c.LocalPort < 0 || c.LocalPort > 65535 {
 		return fmt.Errorf("database.local_port: must be between 0 and 65535, got %d", c.LocalPort)
@@ -80,23 +95,94 @@ func (c Config) Validate() error {
 		return fmt.Errorf("database.role_prefix: want lower-case letters, digits or '_' (not starting with a digit or \"pg_\"), at most %d bytes, got %q",
 			maxRolePrefix, c.RolePrefix)
 	}
-	return nil
+	for _, module := range slices.Sorted(maps.Keys(c.Modules)) {
+		key := "database.modules." + module
+		if err := migrate.ValidateSchema(module); err != nil {
+			return fmt.Errorf("%s: not a module name: %w", key, err)
+		}
+		url := c.Modules[module].URL
+		if url == "" {
+			return fmt.Errorf("%s.url: must be set", key)
+		}
+		if !validURL(url) {
+			return fmt.Errorf("%s.url: not a valid PostgreSQL URL", key)
+		}
+	}
+	_, err := parseModuleURLs(c.ModuleURLs)
+	return err
+}
+
+// ModuleDatabases returns the admin URL of every module that runs on a database of its own, keyed by
+// module: database.modules.<module>.url, overridden by the module's entry in database.module_urls.
+func (c Config) ModuleDatabases() (map[string]string, error) {
+	fromEnv, err := parseModuleURLs(c.ModuleURLs)
+	if err != nil {
+		return nil, err
+	}
+	urls := make(map[string]string, len(c.Modules)+len(fromEnv))
+	for module, m := range c.Modules {
+		urls[module] = m.URL
+	}
+	maps.Copy(urls, fromEnv)
+	return urls, nil
+}
+
+// moduleURLEntry finds where an entry of database.module_urls starts: a module name and '=' at the start
+// or after a comma. A comma followed by anything else (as between the hosts of a multi-host URL) belongs
+// to the URL.
+var moduleURLEntry = regexp.MustCompile(`(?:^|,)\s*([a-z][a-z0-9_]*)\s*=`)
+
+// parseModuleURLs parses database.module_urls ("billing=postgres://...,notifications=postgres://...").
+func parseModuleURLs(raw string) (map[string]string, error) {
+	const key = "database.module_urls"
+	if strings.TrimSpace(raw) == "" {
+		return nil, nil
+	}
+	starts := moduleURLEntry.FindAllStringSubmatchIndex(raw, -1)
+	if len(starts) == 0 || strings.TrimSpace(raw[:starts[0][0]]) != "" {
+		return nil, fmt.Errorf("%s: want <module>=<url> entries separated by commas", key)
+	}
+	urls := make(map[string]string, len(starts))
+	for i, m := range starts {
+		end := len(raw)
+		if i+1 < len(starts) {
+			end = starts[i+1][0]
+		}
+		module, url := raw[m[2]:m[3]], strings.TrimSpace(raw[m[1]:end])
+		if err := migrate.ValidateSchema(module); err != nil {
+			return nil, fmt.Errorf("%s: entry %s: not a module name: %w", key, module, err)
+		}
+		if _, dup := urls[module]; dup {
+			return nil, fmt.Errorf("%s: module %s appears twice", key, module)
+		}
+		if !validURL(url) {
+			return nil, fmt.Errorf("%s: entry %s: not a valid PostgreSQL URL", key, module)
+		}
+		urls[module] = url
+	}
+	return urls, nil
+}
+
+// validURL reports whether url is a PostgreSQL connection string pgx accepts.
+func validURL(url string) bool {
+	_, err := pgx.ParseConfig(url)
+	return err == nil
 }
 
 // Database is the process's access to PostgreSQL: an admin connection (the local server's superuser, or
 // database.url) that provisions one role and schema per module, and module pools that connect as those
-// roles. Pools can be made before Start: they connect lazily, with the address resolved (and the module
-// provisioned) when the first connection is opened.
+// roles. A module listed under database.modules is provisioned, migrated and connected on its own database
+// instead, through that database's admin connection. Pools can be made before Start: they connect lazily,
+// with the address resolved (and the module provisioned) when the first connection is opened.
 type Database struct {
 	cfg     Config
 	dataDir string
 	logger  *slog.Logger
 
 	mu     sync.RWMutex
-	conn   *pgx.ConnConfig
-	key    []byte
+	main   *server
+	own    map[string]*server // the modules on a database of their own
 	local  *pgserver.Server
-	admin  *pgxpool.Pool
 	closed bool
 
 	// provisionMu serialises provisioning in this process; provisioned records the modules done.
@@ -111,21 +197,53 @@ func New(cfg Config, dataDir string, logger *slog.Logger) *Database {
 	return &Database{cfg: cfg, dataDir: dataDir, logger: logger, provisioned: map[string]bool{}}
 }
 
+// server is one database modules are provisioned on: its admin pool, its address, and the key the module
+// roles' passwords derive from there.
+type server struct {
+	conn  *pgx.ConnConfig
+	key   []byte
+	admin *pgxpool.Pool
+}
+
 // ErrNotStarted is returned when a connection is attempted before Start.
 var ErrNotStarted = errors.New("db: database not started")
 
+// ErrNoLocalServer is returned by LocalServerURL when the data directory holds no local server.
+var ErrNoLocalServer = errors.New("db: no local PostgreSQL server in the data directory")
+
+// localOptions are the options of the local server Seam manages in dataDir.
+func localOptions(cfg Config, dataDir string, logger *slog.Logger) pgserver.Options {
+	return pgserver.Options{Dir: filepath.Join(dataDir, "postgres"), BinDir: cfg.BinDir, Port: cfg.LocalPort, Logger: logger}
+}
+
+// LocalServerURL returns the superuser URL of the local server Seam manages in dataDir (the database of a
+// configuration without database.url), for tools such as `seam db move`: it starts the server when it is
+// not running and leaves it running. It never creates a cluster: without one it returns ErrNoLocalServer.
+func LocalServerURL(ctx context.Context, cfg Config, dataDir string, logger *slog.Logger) (string, error) {
+	o := localOptions(cfg, dataDir, logger)
+	if _, err := os.Stat(o.Dir); err != nil {
+		return "", fmt.Errorf("%w (%s): %w", ErrNoLocalServer, o.Dir, err)
+	}
+	srv, err := pgserver.Start(ctx, o)
+	if err != nil {
+		return "", fmt.Errorf("db: start local PostgreSQL: %w", err)
+	}
+	return srv.URL("seam"), nil
+}
+
 // Start starts the local server when no URL is configured, then checks the database answers. It fails
 // when neither database.role_secret nor the admin connection's password is set, as module role passwords
-// derive from one of them.
+// derive from one of them. The admin pools of the modules on a database of their own (database.modules)
+// are made too; they connect when such a module is first provisioned.
 func (d *Database) Start(ctx context.Context) error {
+	own, err := d.cfg.ModuleDatabases()
+	if err != nil {
+		return fmt.Errorf("db: %w", err)
+	}
 	url := d.cfg.URL
 	if url == "" {
-		srv, err := pgserver.Start(ctx, pgserver.Options{
-			Dir:    filepath.Join(d.dataDir, "postgres"),
-			BinDir: d.cfg.BinDir,
-			Port:   d.cfg.LocalPort,
-			Logger: d.logger,
-		})
+		o := localOptions(d.cfg, d.dataDir, d.logger)
+		srv, err := pgserver.Start(ctx, o)
 		if err != nil {
 			return fmt.Errorf("db: start local PostgreSQL: %w", err)
 		}
@@ -133,11 +251,41 @@ func (d *Database) Start(ctx context.Context) error {
 		d.local = srv
 		d.mu.Unlock()
 		url = srv.URL("seam")
-		d.logger.Info("local PostgreSQL running", slog.Int("port", srv.Port()), slog.String("dir", filepath.Join(d.dataDir, "postgres")))
+		d.logger.Info("local PostgreSQL running", slog.Int("port", srv.Port()), slog.String("dir", o.Dir))
 	}
+	main, err := d.newServer(url, "the database URL")
+	if err != nil {
+		return err
+	}
+	if err := main.admin.Ping(ctx); err != nil {
+		main.admin.Close()
+		return fmt.Errorf("db: connect to PostgreSQL at %s: %w", address(main.conn), err)
+	}
+	servers := make(map[string]*server, len(own))
+	for _, module := range slices.Sorted(maps.Keys(own)) {
+		s, err := d.newServer(own[module], "database.modules."+module+".url")
+		if err != nil {
+			main.admin.Close()
+			for _, s := range servers {
+				s.admin.Close()
+			}
+			return err
+		}
+		servers[module] = s
+		d.logger.Info("module on a database of its own", slog.String("module", module), slog.String("database", address(s.conn)))
+	}
+	d.mu.Lock()
+	d.main, d.own = main, servers
+	d.mu.Unlock()
+	return nil
+}
+
+// newServer parses the admin URL of a database (described by what, for error messages) and makes its
+// admin pool, which connects lazily.
+func (d *Database) newServer(url, what string) (*server, error) {
 	conn, err := pgx.ParseConfig(url)
 	if err != nil {
-		return fmt.Errorf("db: parse database URL: %w", err)
+		return nil, fmt.Errorf("db: parse %s: %w", what, err)
 	}
 	conn.ConnectTimeout = d.cfg.ConnectTimeout
 	key := []byte(d.cfg.RoleSecret)
@@ -145,21 +293,32 @@ func (d *Database) Start(ctx context.Context) error {
 		key = []byte(conn.Password)
 	}
 	if len(key) == 0 {
-		return errors.New("db: database.role_secret: must be set when the database URL has no password " +
-			"(the module roles' passwords derive from one of them)")
+		return nil, fmt.Errorf("db: database.role_secret: must be set when %s has no password "+
+			"(the module roles' passwords derive from one of them)", what)
 	}
 	admin, err := d.newPool(conn, 2)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := admin.Ping(ctx); err != nil {
-		admin.Close()
-		return fmt.Errorf("db: connect to PostgreSQL at %s:%d: %w", conn.Host, conn.Port, err)
+	return &server{conn: conn, key: key, admin: admin}, nil
+}
+
+// address describes where conn connects, for messages: host:port/database, never the password.
+func address(conn *pgx.ConnConfig) string {
+	return fmt.Sprintf("%s:%d/%s", conn.Host, conn.Port, conn.Database)
+}
+
+// serverOf returns the database module runs on.
+func (d *Database) serverOf(module string) (*server, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.main == nil {
+		return nil, ErrNotStarted
 	}
-	d.mu.Lock()
-	d.conn, d.admin, d.key = conn, admin, key
-	d.mu.Unlock()
-	return nil
+	if s, ok := d.own[module]; ok {
+		return s, nil
+	}
+	return d.main, nil
 }
 
 // Stop closes the admin pool and stops the local server, if Seam started one. Module pools are closed by
@@ -171,8 +330,11 @@ func (d *Database) Stop(ctx context.Context) error {
 		return nil
 	}
 	d.closed = true
-	if d.admin != nil {
-		d.admin.Close()
+	if d.main != nil {
+		d.main.admin.Close()
+	}
+	for _, s := range d.own {
+		s.admin.Close()
 	}
 	if d.local != nil {
 		if err := d.local.Stop(ctx); err != nil {
@@ -212,17 +374,16 @@ func (d *Database) rolePool(module string, maxConns int32) (*pgxpool.Pool, error
 	pc.ConnConfig.RuntimeParams["application_name"] = "seam-" + module
 	pc.ConnConfig.RuntimeParams["search_path"] = module // a plain identifier: Role validated it
 	pc.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
-		d.mu.RLock()
-		conn, key := d.conn, d.key
-		d.mu.RUnlock()
-		if conn == nil {
-			return ErrNotStarted
+		s, err := d.serverOf(module)
+		if err != nil {
+			return err
 		}
 		if err := d.ensureProvisioned(ctx, module); err != nil {
 			return err
 		}
+		conn := s.conn
 		cc.Host, cc.Port, cc.Database = conn.Host, conn.Port, conn.Database
-		cc.User, cc.Password, cc.TLSConfig = role, rolePassword(key, role), conn.TLSConfig
+		cc.User, cc.Password, cc.TLSConfig = role, rolePassword(s.key, role), conn.TLSConfig
 		cc.ConnectTimeout, cc.Fallbacks = conn.ConnectTimeout, conn.Fallbacks
 		return nil
 	}
@@ -247,13 +408,31 @@ func (d *Database) Migrate(ctx context.Context, module string, migrations fs.FS)
 	return nil
 }
 
-// Ping checks the database answers (used by /readyz).
+// Ping checks the database answers (used by /readyz), and so do the databases of their own of the modules
+// this process has provisioned.
 func (d *Database) Ping(ctx context.Context) error {
 	d.mu.RLock()
-	admin := d.admin
+	main, own := d.main, d.own
 	d.mu.RUnlock()
-	if admin == nil {
+	if main == nil {
 		return ErrNotStarted
 	}
-	return admin.Ping(ctx)
+	if err := main.admin.Ping(ctx); err != nil {
+		return err
+	}
+	d.provisionMu.Lock()
+	var used []string
+	for module := range own {
+		if d.provisioned[module] {
+			used = append(used, module)
+		}
+	}
+	d.provisionMu.Unlock()
+	slices.Sort(used)
+	for _, module := range used {
+		if err := own[module].admin.Ping(ctx); err != nil {
+			return fmt.Errorf("db: database of module %s: %w", module, err)
+		}
+	}
+	return nil
 }

@@ -109,15 +109,13 @@ func (d *Database) Provision(ctx context.Context, module string) error {
 	if err != nil {
 		return err
 	}
-	d.mu.RLock()
-	admin, key := d.admin, d.key
-	d.mu.RUnlock()
-	if admin == nil {
-		return ErrNotStarted
+	s, err := d.serverOf(module)
+	if err != nil {
+		return err
 	}
 	d.provisionMu.Lock()
 	defer d.provisionMu.Unlock()
-	if err := provision(ctx, admin, module, role, rolePassword(key, role)); err != nil {
+	if err := provision(ctx, s.admin, module, role, rolePassword(s.key, role)); err != nil {
 		return fmt.Errorf("db: provision module %s (role %s): %w", module, role, err)
 	}
 	d.provisioned[module] = true
@@ -129,7 +127,7 @@ func (d *Database) Provision(ctx context.Context, module string) error {
 func provision(ctx context.Context, admin *pgxpool.Pool, schema, role, password string) error {
 	conn, err := admin.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("acquire admin connection: %w", err)
+		return fmt.Errorf("connect to %s as the admin user: %w", address(admin.Config().ConnConfig), err)
 	}
 	defer conn.Release()
 	lockKey := provisionLockKey(schema)
