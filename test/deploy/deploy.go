@@ -4,16 +4,20 @@
 package deploy
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/seamkit/seam/test/harness"
 )
@@ -42,6 +46,10 @@ type Deployment struct {
 	ModuleEnv map[string][]string
 	// MonolithEnv holds extra settings for the monolith, beyond env.
 	MonolithEnv []string
+	// MoveDatabase names a module whose schema is moved, once the monolith has started on its local
+	// PostgreSQL, to a database of its own on the same server with `seam db move`; the monolith then runs
+	// that module there (SEAM_DATABASE_MODULE_URLS).
+	MoveDatabase string
 	// Instances is how many processes run each remote module (1 when absent).
 	Instances map[string]int
 	// Kill names a module one of whose instances is killed (SIGKILL) KillAfter after the deployment is up,
@@ -70,6 +78,7 @@ func Deployments() []Deployment {
 		Deployment{Name: "all-remote", Remote: Modules},
 		Deployment{Name: "billing-twice-one-killed", Remote: []string{"billing"}, Instances: map[string]int{"billing": 2},
 			Kill: "billing", KillAfter: 1500 * time.Millisecond},
+		Deployment{Name: "billing-on-its-own-database", MoveDatabase: "billing"},
 		Deployment{Name: "billing-split-shadowed", Split: []string{"billing"},
 			MonolithEnv: []string{"SEAM_BILLING_ROLLOUT_PERCENT=50", "SEAM_BILLING_ROLLOUT_SHADOW=true"}},
 		Deployment{Name: "all-remote-nats-cluster-node-killed", Remote: Modules, NATSCluster: true, KillNATSNode: true,
@@ -128,7 +137,10 @@ func Start(t testing.TB, d Deployment, env []string) *harness.Process {
 	monolithEnv = append(monolithEnv, d.MonolithEnv...)
 	dataDir := harness.DataDir(t)
 	gateway := harness.Start(t, harness.Options{Binary: binary(t, "monolith"), DataDir: dataDir, Env: monolithEnv})
-	dbURL := superuserURL(t, dataDir)
+	dbURL := superuserURL(t, dataDir, "seam")
+	if d.MoveDatabase != "" {
+		moveDatabase(t, gateway, d.MoveDatabase, dbURL, superuserURL(t, dataDir, d.MoveDatabase+"_own"))
+	}
 	var victim *harness.Process
 	for _, m := range append(slices.Clone(d.Remote), d.Split...) {
 		n := max(d.Instances[m], 1)
@@ -178,9 +190,35 @@ func binary(t testing.TB, name string) string {
 	return harness.Build(t, "./cmd/"+name)
 }
 
-// superuserURL is the URL of the monolith's local PostgreSQL as its superuser (the files pgserver keeps in
-// <data_dir>/postgres), which extracted processes connect to with their own schema and role.
-func superuserURL(t testing.TB, dataDir string) string {
+// moveDatabase creates database to on the monolith's server, moves module there with `seam db move` while
+// no request runs (the monolith's server is its own, so the monolith stays up), and restarts the monolith
+// with the module on it.
+func moveDatabase(t testing.TB, monolith *harness.Process, module, from, to string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, from)
+	if err != nil {
+		t.Fatalf("deploy: connect to %s's database: %v", module, err)
+	}
+	defer func() { _ = admin.Close(context.Background()) }()
+	target, err := url.Parse(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{strings.TrimPrefix(target.Path, "/")}.Sanitize()); err != nil {
+		t.Fatalf("deploy: create the database of %s: %v", module, err)
+	}
+	cmd := exec.CommandContext(ctx, binary(t, "seam"), "db", "move", module, "--from", from, "--to", to)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("deploy: seam db move %s: %v\n%s", module, err, out)
+	}
+	monolith.Restart("SEAM_DATABASE_MODULE_URLS=" + module + "=" + to)
+}
+
+// superuserURL is the URL of database on the monolith's local PostgreSQL as its superuser (the files
+// pgserver keeps in <data_dir>/postgres), which extracted processes connect to with their own schema and role.
+func superuserURL(t testing.TB, dataDir, database string) string {
 	t.Helper()
 	dir := filepath.Join(dataDir, "postgres")
 	password, err := os.ReadFile(filepath.Join(dir, "superuser.password"))
@@ -195,7 +233,7 @@ func superuserURL(t testing.TB, dataDir string) string {
 		Scheme:   "postgres",
 		User:     url.UserPassword("postgres", strings.TrimSpace(string(password))),
 		Host:     net.JoinHostPort("127.0.0.1", strings.TrimSpace(string(port))),
-		Path:     "/seam",
+		Path:     "/" + database,
 		RawQuery: "sslmode=disable",
 	}
 	return u.String()

@@ -33,7 +33,7 @@ func TestSuiteInEveryDeployment(t *testing.T) {
 		}
 	}
 	build("test", "-c", "-o", filepath.Join(bin, "e2e.test"), "./test/e2e")
-	for _, name := range append([]string{"monolith"}, deploy.Modules...) {
+	for _, name := range append([]string{"monolith", "seam"}, deploy.Modules...) {
 		build("build", "-o", filepath.Join(bin, name), "./cmd/"+name)
 	}
 	build("build", "-o", filepath.Join(bin, "nats-server"), deploy.NATSServerPackage)

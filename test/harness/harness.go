@@ -256,11 +256,13 @@ func (p *Process) ExitCode() int {
 // ExitCodeOfLastStop returns the exit code of the run that Restart stopped.
 func (p *Process) ExitCodeOfLastStop() int { return p.lastExit }
 
-// Restart stops the process gracefully and starts it again with the same settings and data directory.
-func (p *Process) Restart() {
+// Restart stops the process gracefully and starts it again with the same settings and data directory,
+// plus extra settings (KEY=VALUE) that win over the earlier ones from now on.
+func (p *Process) Restart(extra ...string) {
 	p.t.Helper()
 	p.Stop()
 	p.lastExit = p.ExitCode()
+	p.env = append(p.env, extra...)
 	p.start()
 }
 
