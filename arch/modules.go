@@ -105,7 +105,7 @@ func LoadModules(root string) ([]Module, error) {
 // module gets it without configuration: a domain may use pure libraries (ids, crypto, tokens) but no
 // infrastructure (SQL drivers, routers, fx, NATS); data may use pgx; the module root wires everything.
 var (
-	platformVendors   = []string{"fx", "chi", "pgx", "goose", "nats", "nats-server", "jwt", "xcrypto", "uuid", "yaml", "prometheus"}
+	platformVendors   = []string{"fx", "chi", "pgx", "goose", "nats", "nats-server", "jwt", "xcrypto", "uuid", "yaml", "prometheus", "otel"}
 	moduleRootVendors = []string{"fx", "chi", "pgx", "uuid"}
 	layerVendors      = map[string][]string{
 		LayerAPI:    nil,
@@ -153,6 +153,7 @@ vendors:
   nats:        { in: [github.com/nats-io/nats.go, github.com/nats-io/nats.go/**] }
   nats-server: { in: [github.com/nats-io/nats-server/v2, github.com/nats-io/nats-server/v2/**] }
   prometheus:  { in: [github.com/prometheus/client_golang, github.com/prometheus/client_golang/**] }
+  otel:        { in: [go.opentelemetry.io/otel, go.opentelemetry.io/otel/**] }
   jwt:         { in: [github.com/golang-jwt/jwt/v5, github.com/golang-jwt/jwt/v5/**] }
   xcrypto:     { in: [golang.org/x/crypto, golang.org/x/crypto/**] }
   uuid:        { in: github.com/google/uuid }

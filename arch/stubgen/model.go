@@ -202,7 +202,7 @@ func position(root string, fset *token.FileSet, pos token.Pos) string {
 }
 
 // reservedNames are the client method's own identifiers, which a parameter must not shadow.
-var reservedNames = map[string]bool{"c": true, "ctx": true, "resp": true, "err": true}
+var reservedNames = map[string]bool{"c": true, "ctx": true, "resp": true, "err": true, "r": true, "result": true, "other": true}
 
 // checkMethod returns the method's model, or why it is not remotable.
 func checkMethod(fn *types.Func) (*method, []string) {

@@ -156,6 +156,15 @@ func assemble(cfg *Config, logOut io.Writer, extra fx.Option, modules []Module) 
 		),
 		// Force the kernel to start first (and stop last) whatever the modules ask for.
 		fx.Invoke(func(*db.Database, *bus.Bus) {}),
+		// Tracing's hook follows the bus's, registered as soon as the bus is built, before any module that
+		// reaches the bus has registered its own (fx runs the modules' invokes before these): tracing starts
+		// before those modules and stops, flushing its spans, after the HTTP server, relays and consumers and
+		// before the bus closes.
+		fx.Decorate(func(lc fx.Lifecycle, b *bus.Bus) *bus.Bus {
+			t := observe.NewTracing(cfg.tracing(), logger)
+			lc.Append(fx.Hook{OnStart: t.Start, OnStop: t.Stop})
+			return b
+		}),
 		fx.Invoke(registerConsumerMetrics),
 	)
 	all := append([]fx.Option{kernel, routingOptions(asm.routes, asm.nodes)}, asm.opts...)

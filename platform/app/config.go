@@ -26,13 +26,14 @@ type Config struct {
 	// DataDir holds the local PostgreSQL cluster, the embedded NATS store and generated secrets.
 	DataDir string `yaml:"data_dir"`
 	// StopTimeout bounds the whole graceful shutdown; it must exceed the HTTP shutdown and bus drain timeouts.
-	StopTimeout time.Duration        `yaml:"stop_timeout"`
-	Log         observe.LogConfig    `yaml:"log"`
-	HTTP        httpx.Config         `yaml:"http"`
-	Database    db.Config            `yaml:"database"`
-	Bus         bus.Config           `yaml:"bus"`
-	Inbox       InboxConfig          `yaml:"inbox"`
-	Modules     map[string]yaml.Node `yaml:"modules"`
+	StopTimeout time.Duration         `yaml:"stop_timeout"`
+	Log         observe.LogConfig     `yaml:"log"`
+	HTTP        httpx.Config          `yaml:"http"`
+	Database    db.Config             `yaml:"database"`
+	Bus         bus.Config            `yaml:"bus"`
+	Inbox       InboxConfig           `yaml:"inbox"`
+	Tracing     observe.TracingConfig `yaml:"tracing"`
+	Modules     map[string]yaml.Node  `yaml:"modules"`
 	// Failpoints makes the process fail at named points, for fault tests only (see platform/failpoint);
 	// empty in production.
 	Failpoints string `yaml:"failpoints"`
@@ -58,7 +59,7 @@ func (c Config) Validate() error {
 	if strings.TrimSpace(c.DataDir) == "" {
 		return errors.New("data_dir: must not be empty")
 	}
-	for _, v := range []config.Validator{c.Log, c.HTTP, c.Database, c.Bus, c.Inbox} {
+	for _, v := range []config.Validator{c.Log, c.HTTP, c.Database, c.Bus, c.Inbox, c.Tracing} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -73,6 +74,26 @@ func (c Config) Validate() error {
 			c.HTTP.ShutdownTimeout+c.Bus.DrainTimeout, c.StopTimeout)
 	}
 	return nil
+}
+
+// tracing returns the tracing section with its service name filled in: tracing.service_name, else
+// seam-<module> for a module extracted into its own process (RunExtracted), else seam-monolith.
+func (c *Config) tracing() observe.TracingConfig {
+	tc := c.Tracing
+	if tc.ServiceName != "" {
+		return tc
+	}
+	tc.ServiceName = "seam-monolith"
+	var local []string
+	for name, mode := range c.forcedModes {
+		if mode == ModeLocal {
+			local = append(local, name)
+		}
+	}
+	if len(local) == 1 {
+		tc.ServiceName = "seam-" + local[0]
+	}
+	return tc
 }
 
 // LoadConfig reads the YAML file at path (none when path is empty) and applies SEAM_* variables from environ.

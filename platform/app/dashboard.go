@@ -27,12 +27,12 @@ type DeadLetterCounts struct {
 
 // DashboardView is everything the dashboard shows, in one answer of GET /api/admin/dashboard.
 type DashboardView struct {
-	GeneratedAt   time.Time              `json:"generated_at"`
-	Modules       []route.ModuleSnapshot `json:"modules"`
-	Discrepancies []route.Discrepancy    `json:"discrepancies"`
+	GeneratedAt   time.Time               `json:"generated_at"`
+	Modules       []route.ModuleSnapshot  `json:"modules"`
+	Discrepancies []route.Discrepancy     `json:"discrepancies"`
 	Outboxes      []observe.OutboxBacklog `json:"outboxes"`
-	DeadLetters   []DeadLetterCounts     `json:"dead_letters"`
-	Consumers     []ConsumerStatus       `json:"consumers"`
+	DeadLetters   []DeadLetterCounts      `json:"dead_letters"`
+	Consumers     []ConsumerStatus        `json:"consumers"`
 	Graph         struct {
 		Nodes []GraphNode `json:"nodes"`
 		Edges []GraphEdge `json:"edges"`

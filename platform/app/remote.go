@@ -62,11 +62,11 @@ const (
 type Remote struct {
 	methods []route.MethodInfo
 	// uses records, in the scope of caller, that caller takes module's api.
-	uses  func(caller, module string) fx.Option
-	local func(module string) fx.Option
-	remote  func(module string) fx.Option
-	split   func(module string) fx.Option
-	serve   func(module string) fx.Option
+	uses   func(caller, module string) fx.Option
+	local  func(module string) fx.Option
+	remote func(module string) fx.Option
+	split  func(module string) fx.Option
+	serve  func(module string) fx.Option
 }
 
 // RemoteAPI describes module api T's generated stubs (modules/<m>/api/remote): newClient is the generated

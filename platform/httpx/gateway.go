@@ -14,6 +14,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/seamkit/seam/platform/errs"
 	"github.com/seamkit/seam/platform/failpoint"
@@ -165,15 +171,27 @@ func RetrySafe(r *http.Request) bool {
 }
 
 // Do forwards r, whose body has been read into body, and returns the module's response. It never waits past
-// the gateway's timeout or r's context.
+// the gateway's timeout or r's context. With tracing on, the exchange runs in a client span whose trace
+// context the forwarded message carries, so the serving process's spans are its children.
 func (g *Gateway) Do(r *http.Request, body []byte) (ForwardedResponse, error) {
 	conn := g.conn()
 	if conn == nil {
 		return ForwardedResponse{}, fmt.Errorf("gateway: %s: not connected to the bus: %w", g.subject, ErrModuleUnavailable)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
+	ctx, span := g.startSpan(r)
+	resp, err := g.send(ctx, conn, r, body)
+	g.endSpan(span, resp, err)
+	return resp, err
+}
+
+// send forwards r until an instance answers, resending it as the protocol allows.
+func (g *Gateway) send(ctx context.Context, conn *nats.Conn, r *http.Request, body []byte) (ForwardedResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
+		if span := trace.SpanFromContext(ctx); attempt > 1 && span.IsRecording() {
+			span.AddEvent("resend", trace.WithAttributes(attribute.Int("seam.attempt", attempt)))
+		}
 		resp, err := g.exchange(ctx, conn, r, body)
 		switch {
 		case err == nil:
@@ -198,6 +216,40 @@ func (g *Gateway) Do(r *http.Request, body []byte) (ForwardedResponse, error) {
 	}
 }
 
+// startSpan starts the client span of a forwarded request (a no-op span with tracing off).
+func (g *Gateway) startSpan(r *http.Request) (context.Context, trace.Span) {
+	if !observe.TracingEnabled() {
+		return r.Context(), noop.Span{}
+	}
+	ctx, span := observe.StartSpan(r.Context(), "forward "+r.Method+" "+g.subject, trace.SpanKindClient)
+	if span.IsRecording() {
+		span.SetAttributes(
+			semconv.HTTPRequestMethodKey.String(r.Method),
+			semconv.URLPath(r.URL.Path),
+			semconv.MessagingSystemKey.String(messagingSystem),
+			semconv.MessagingDestinationName(g.subject),
+		)
+	}
+	return ctx, span
+}
+
+// endSpan ends the client span of a forwarded request with its outcome.
+func (g *Gateway) endSpan(span trace.Span, resp ForwardedResponse, err error) {
+	if !span.IsRecording() {
+		return
+	}
+	if err == nil {
+		span.SetAttributes(semconv.HTTPResponseStatusCode(resp.Status))
+		if resp.Status >= http.StatusInternalServerError {
+			span.SetStatus(codes.Error, http.StatusText(resp.Status))
+		}
+	}
+	observe.EndSpan(span, err)
+}
+
+// messagingSystem is the messaging.system attribute of spans about NATS messages.
+const messagingSystem = "nats"
+
 // exchange sends r once and follows the instance's interim replies to its response.
 func (g *Gateway) exchange(ctx context.Context, conn *nats.Conn, r *http.Request, body []byte) (ForwardedResponse, error) {
 	inbox, replies, done, err := g.replies.register(conn)
@@ -206,6 +258,8 @@ func (g *Gateway) exchange(ctx context.Context, conn *nats.Conn, r *http.Request
 	}
 	defer done()
 	msg := g.message(r, body)
+	// HTTP's canonical names (Traceparent), as the serving process reads them back into an http.Header.
+	observe.InjectTrace(ctx, propagation.HeaderCarrier(msg.Header))
 	msg.Reply = inbox
 	msg.Header.Set(HeaderForwardAcceptBy, strconv.FormatInt(time.Now().Add(ForwardAcceptTimeout).UnixNano(), 10))
 	if err := conn.PublishMsg(msg); err != nil {
@@ -412,7 +466,10 @@ func (s *NATSServer) Stop(ctx context.Context) error {
 // serveForwarded runs one forwarded request through h, sending heartbeats meanwhile, and replies with its
 // response.
 func serveForwarded(m *nats.Msg, h http.Handler, timeout time.Duration, logger *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	// The gateway's trace context, for what is logged here; h (the whole handler chain, Trace included)
+	// reads it again from the request's headers and serves the request in a child span of the gateway's.
+	ctx := observe.ExtractTrace(context.Background(), propagation.HeaderCarrier(m.Header))
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	stopBeats := heartbeats(m, logger)
 	rec := &bufferedResponse{header: http.Header{}}

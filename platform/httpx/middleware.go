@@ -13,6 +13,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/seamkit/seam/platform/identity"
 	"github.com/seamkit/seam/platform/observe"
 )
@@ -41,6 +48,56 @@ func NewRequestID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// Trace runs each request in an OpenTelemetry server span when tracing is on (observe.TracingEnabled): a
+// child of the trace context the request carries (traceparent), named "HTTP <method> <route>" after the chi
+// route pattern it matched, with its request id and status; a 5xx marks it failed. Probes and scrapes
+// (/healthz, /readyz, /metrics) are not traced. With tracing off it passes requests through untouched. It
+// belongs after RequestID, whose id it records.
+func Trace(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !observe.TracingEnabled() || untraced[r.URL.Path] {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx := observe.ExtractTrace(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := observe.StartSpan(ctx, "HTTP "+r.Method, trace.SpanKindServer)
+		defer span.End()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r.WithContext(ctx))
+		if !span.IsRecording() {
+			return
+		}
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		span.SetAttributes(
+			semconv.HTTPRequestMethodKey.String(r.Method),
+			semconv.URLPath(r.URL.Path),
+			semconv.HTTPResponseStatusCode(status),
+			attribute.String(SpanAttrRequestID, observe.RequestID(r.Context())),
+		)
+		if pattern := chi.RouteContext(r.Context()).RoutePattern(); pattern != "" {
+			span.SetName("HTTP " + r.Method + " " + pattern)
+			span.SetAttributes(semconv.HTTPRoute(pattern))
+		}
+		if status >= http.StatusInternalServerError {
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
+	})
+}
+
+// untraced are the paths Trace leaves alone: probes and scrapes, polled all day, are noise in traces.
+var untraced = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
+// Span attributes Seam adds beside the OpenTelemetry semantic conventions.
+const (
+	// SpanAttrRequestID is the request id (X-Request-Id) of the request a span serves.
+	SpanAttrRequestID = "seam.request_id"
+	// SpanAttrUserID is the authenticated user a request was served for (set by Authenticate).
+	SpanAttrUserID = "seam.user_id"
+)
 
 // statusRecorder remembers the status and size of a response for the access log.
 type statusRecorder struct {
@@ -148,6 +205,9 @@ func Authenticate(v TokenVerifier, logger *slog.Logger) func(http.Handler) http.
 			if err != nil {
 				WriteError(w, r, logger, err)
 				return
+			}
+			if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+				span.SetAttributes(attribute.String(SpanAttrUserID, p.UserID))
 			}
 			next.ServeHTTP(w, r.WithContext(identity.With(r.Context(), p)))
 		})

@@ -141,7 +141,7 @@ var ErrDuplicatePrefix = errors.New("two route groups share a prefix")
 // NewServer builds the router from the module routes and readiness checks.
 func NewServer(p ServerParams) (*Server, error) {
 	r := chi.NewRouter()
-	r.Use(RequestID, AccessLog(p.Logger), Recover(p.Logger), BodyLimit(p.Config.MaxBodyBytes, p.Logger))
+	r.Use(RequestID, Trace, AccessLog(p.Logger), Recover(p.Logger), BodyLimit(p.Config.MaxBodyBytes, p.Logger))
 	if p.Verifier != nil {
 		r.Use(Authenticate(p.Verifier, p.Logger))
 	}

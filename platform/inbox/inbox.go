@@ -6,7 +6,8 @@
 // stored in the module's dead-letter table (<schema>.dead_letters) with its error and then terminated, while
 // later events keep flowing. An operator retries (Consumer.Retry) or discards (DiscardDeadLetter) it. While the database is unreachable an event is retried in place,
 // keeping its delivery alive, so an outage does not use up deliveries. A message without a UUID in its
-// Nats-Msg-Id header is terminated and logged.
+// Nats-Msg-Id header is terminated and logged. With tracing on, each delivery is handled in a consumer span,
+// a child of the trace context the message carries.
 package inbox
 
 import (
@@ -14,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -24,9 +26,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/seamkit/seam/platform/bus"
 	"github.com/seamkit/seam/platform/failpoint"
+	"github.com/seamkit/seam/platform/observe"
 )
 
 // Message is one event as a handler sees it.
@@ -263,36 +270,84 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 	}
 	m := message(id, msg, meta)
 
-	applied, err := c.apply(c.ctx, m, logger, msg)
+	ctx, span := c.startSpan(m, meta.NumDelivered)
+	applied, err := c.apply(ctx, m, logger, msg)
+	defer endSpan(span, applied, err)
 	switch {
 	case err == nil:
 		// Fault tests crash here: the effect is committed, the event not yet acknowledged.
 		if err := failpoint.Inject("inbox.after_commit"); err != nil {
-			logger.Warn("event left unacknowledged", slog.Any("error", err))
+			logger.WarnContext(ctx, "event left unacknowledged", slog.Any("error", err))
 			return
 		}
-		ackCtx, cancel := context.WithTimeout(c.ctx, ackTimeout)
+		ackCtx, cancel := context.WithTimeout(ctx, ackTimeout)
 		defer cancel()
 		if err := msg.DoubleAck(ackCtx); err != nil {
-			logger.Warn("acknowledge event (it will be redelivered and skipped)", slog.Any("error", err))
+			logger.WarnContext(ctx, "acknowledge event (it will be redelivered and skipped)", slog.Any("error", err))
 		}
 		if applied {
-			logger.Debug("event handled")
+			logger.DebugContext(ctx, "event handled")
 		} else {
-			logger.Debug("duplicate event skipped")
+			logger.DebugContext(ctx, "duplicate event skipped")
 		}
 	case c.ctx.Err() != nil:
-		logger.Info("consumer stopping; event left for redelivery")
+		logger.InfoContext(ctx, "consumer stopping; event left for redelivery")
 	case errors.Is(err, ErrPermanent), c.sub.MaxDeliver > 0 && meta.NumDelivered >= uint64(c.sub.MaxDeliver):
-		c.giveUp(m, msg, int(meta.NumDelivered), err, logger)
+		c.giveUp(ctx, m, msg, int(meta.NumDelivered), err, logger)
 	default:
 		delay := c.sub.Backoff[min(int(meta.NumDelivered), len(c.sub.Backoff))-1]
-		logger.Warn("event handler failed; will retry", slog.Any("error", err),
+		logger.WarnContext(ctx, "event handler failed; will retry", slog.Any("error", err),
 			slog.Uint64("deliveries", meta.NumDelivered), slog.Duration("retry_in", delay))
 		if err := msg.NakWithDelay(delay); err != nil {
-			logger.Warn("negative acknowledge (the event will be redelivered after the ack wait)", slog.Any("error", err))
+			logger.WarnContext(ctx, "negative acknowledge (the event will be redelivered after the ack wait)", slog.Any("error", err))
 		}
 	}
+}
+
+// Span attributes of a consumer span beside the OpenTelemetry messaging conventions.
+const (
+	spanAttrEventType  = "seam.event.type"
+	spanAttrDeliveries = "seam.deliveries"
+	spanAttrOutcome    = "seam.inbox.outcome"
+)
+
+// startSpan starts the consumer span of m: a child of the trace context its message carries (the relay's
+// producer span), so the handler's work, its database transaction included, joins the trace of the request
+// that caused the event. With tracing off it returns the consumer's context and a no-op span.
+func (c *Consumer) startSpan(m Message, deliveries uint64) (context.Context, trace.Span) {
+	if !observe.TracingEnabled() {
+		return c.ctx, noop.Span{}
+	}
+	ctx := observe.ExtractTrace(c.ctx, observe.HeaderCarrier(m.Headers))
+	ctx, span := observe.StartSpan(ctx, "process "+m.Subject+" ("+c.sub.Name+")", trace.SpanKindConsumer)
+	if span.IsRecording() {
+		span.SetAttributes(
+			semconv.MessagingSystemKey.String("nats"),
+			semconv.MessagingOperationTypeProcess,
+			semconv.MessagingDestinationName(m.Subject),
+			semconv.MessagingConsumerGroupName(c.sub.Name),
+			semconv.MessagingMessageID(m.ID),
+			attribute.String(spanAttrEventType, m.Type),
+			attribute.Int64(spanAttrDeliveries, int64(min(deliveries, math.MaxInt64))),
+		)
+	}
+	return ctx, span
+}
+
+// endSpan ends a consumer span with what became of the event: applied, a duplicate skipped, or the error.
+func endSpan(span trace.Span, applied bool, err error) {
+	if !span.IsRecording() {
+		return
+	}
+	switch {
+	case err != nil:
+		span.SetAttributes(attribute.String(spanAttrOutcome, "failed"))
+	case applied:
+		span.SetAttributes(attribute.String(spanAttrOutcome, "applied"))
+	default:
+		span.SetAttributes(attribute.String(spanAttrOutcome, "duplicate"))
+	}
+	observe.EndSpan(span, err)
 }
 
 func message(id string, msg jetstream.Msg, meta *jetstream.MsgMetadata) Message {
@@ -330,7 +385,7 @@ func (c *Consumer) apply(ctx context.Context, m Message, logger *slog.Logger, ms
 			return applied, err
 		}
 		delay = min(max(2*delay, minRetryDelay), maxRetryDelay)
-		logger.Warn("database unavailable; retrying event", slog.Any("error", err), slog.Duration("retry_in", delay))
+		logger.WarnContext(ctx, "database unavailable; retrying event", slog.Any("error", err), slog.Duration("retry_in", delay))
 		if err := msg.InProgress(); err != nil {
 			logger.Warn("extend ack deadline", slog.Any("error", err))
 		}
@@ -385,19 +440,19 @@ func (c *Consumer) runHandler(ctx context.Context, tx pgx.Tx, m Message, logger 
 
 // giveUp moves an event whose handler failed for good to the dead-letter store, then terminates it; if the
 // dead letter cannot be stored, the event is delivered again later instead, so it is never lost.
-func (c *Consumer) giveUp(m Message, msg jetstream.Msg, deliveries int, cause error, logger *slog.Logger) {
-	if err := c.deadLetter(c.ctx, m, cause, deliveries); err != nil {
-		logger.Error("event handler failed and the dead letter could not be stored; will retry",
+func (c *Consumer) giveUp(ctx context.Context, m Message, msg jetstream.Msg, deliveries int, cause error, logger *slog.Logger) {
+	if err := c.deadLetter(ctx, m, cause, deliveries); err != nil {
+		logger.ErrorContext(ctx, "event handler failed and the dead letter could not be stored; will retry",
 			slog.Any("error", cause), slog.Any("store_error", err))
 		if err := msg.NakWithDelay(c.sub.Backoff[len(c.sub.Backoff)-1]); err != nil {
-			logger.Warn("negative acknowledge (the event will be redelivered after the ack wait)", slog.Any("error", err))
+			logger.WarnContext(ctx, "negative acknowledge (the event will be redelivered after the ack wait)", slog.Any("error", err))
 		}
 		return
 	}
-	logger.Error("event handler failed; event moved to the dead-letter store", slog.Any("error", cause),
+	logger.ErrorContext(ctx, "event handler failed; event moved to the dead-letter store", slog.Any("error", cause),
 		slog.Int("deliveries", deliveries), slog.Bool("permanent", errors.Is(cause, ErrPermanent)))
 	if err := msg.TermWithReason(fmt.Sprintf("dead-lettered after %d deliveries", deliveries)); err != nil {
-		logger.Warn("terminate message", slog.Any("error", err))
+		logger.WarnContext(ctx, "terminate message", slog.Any("error", err))
 	}
 }
 

@@ -1,5 +1,6 @@
 // Package observe sets up structured logging (JSON log/slog output that carries the module name and the
-// request id of the call being served) and the Prometheus metrics served at /metrics.
+// request id and trace of the call being served), the Prometheus metrics served at /metrics and
+// OpenTelemetry tracing.
 package observe
 
 import (
@@ -8,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // LogConfig is the logging section of the configuration.
@@ -48,7 +51,7 @@ func parseLevel(s string) (slog.Level, error) {
 }
 
 // NewLogger builds the process logger writing to w; records logged with a context carrying a request id get
-// a request_id attribute.
+// a request_id attribute, and those logged with a context carrying a span get trace_id and span_id.
 func NewLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
 	c.SetDefaults()
 	if err := c.Validate(); err != nil {
@@ -83,12 +86,15 @@ func RequestID(ctx context.Context) string {
 	return id
 }
 
-// contextHandler adds the context's request id to every record.
+// contextHandler adds the context's request id and trace to every record.
 type contextHandler struct{ slog.Handler }
 
 func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id := RequestID(ctx); id != "" {
 		r.AddAttrs(slog.String("request_id", id))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	return h.Handler.Handle(ctx, r)
 }

@@ -8,6 +8,9 @@
 // committed transactions reach the stream in outbox (seq) order and an aggregate's events keep their order,
 // with one exception: when a publish fails in the middle of a batch while later ones in it succeed, the
 // failed event is stored after them on retry. Published rows are deleted after RelayOptions.Retention.
+//
+// With tracing on, an event keeps the trace context it was enqueued in and is published in a producer span
+// of that trace, whose context the message carries to the consumers.
 package outbox
 
 import (
@@ -15,12 +18,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/seamkit/seam/platform/bus"
+	"github.com/seamkit/seam/platform/observe"
 )
 
 // Event is one event a module publishes.
@@ -38,7 +47,8 @@ type Event struct {
 	Key string
 	// Payload is marshalled to JSON and becomes the message body.
 	Payload any
-	// Headers are extra message headers (e.g. trace context); names starting "Nats-" or "Seam-" are reserved.
+	// Headers are extra message headers; names starting "Nats-" or "Seam-" are reserved. With tracing on,
+	// Enqueue adds the trace context of its ctx (traceparent, tracestate) unless they hold a traceparent.
 	Headers map[string]string
 }
 
@@ -49,11 +59,14 @@ var ErrInvalidEvent = errors.New("outbox: invalid event")
 func Channel(schema string) string { return "seam_outbox_" + schema }
 
 // Enqueue records ev in <schema>.outbox inside the caller's transaction tx and signals the relay, which
-// PostgreSQL delivers only if tx commits. It returns the event id.
+// PostgreSQL delivers only if tx commits. It returns the event id. With tracing on, the event keeps the trace
+// context of ctx in its headers, so its publication and its consumers join the trace of the work that
+// caused it.
 func Enqueue(ctx context.Context, tx pgx.Tx, schema string, ev Event) (string, error) {
 	if err := prepare(schema, &ev); err != nil {
 		return "", err
 	}
+	withTrace(ctx, &ev)
 	payload, err := json.Marshal(ev.Payload)
 	if err != nil {
 		return "", fmt.Errorf("%w: payload of %s: %w", ErrInvalidEvent, ev.Type, err)
@@ -100,6 +113,41 @@ func prepare(schema string, ev *Event) error {
 	}
 	return nil
 }
+
+// withTrace stores the trace context of ctx in a copy of ev's headers (the caller's map stays untouched),
+// unless tracing is off, ctx carries no span, or the headers already hold a traceparent; and notes the event
+// on the span.
+func withTrace(ctx context.Context, ev *Event) {
+	if !observe.TracingEnabled() {
+		return
+	}
+	span := trace.SpanFromContext(ctx)
+	if !span.SpanContext().IsValid() {
+		return
+	}
+	for name := range ev.Headers {
+		if strings.EqualFold(name, traceparentHeader) {
+			return
+		}
+	}
+	headers := make(map[string]string, len(ev.Headers)+2)
+	maps.Copy(headers, ev.Headers)
+	observe.InjectTrace(ctx, propagation.MapCarrier(headers))
+	ev.Headers = headers
+	if span.IsRecording() {
+		span.AddEvent("outbox enqueue", trace.WithAttributes(
+			semconv.MessagingDestinationName(ev.Subject),
+			semconv.MessagingMessageID(ev.ID),
+			attribute.String(spanAttrEventType, ev.Type),
+		))
+	}
+}
+
+// traceparentHeader is the W3C trace context header.
+const traceparentHeader = "traceparent"
+
+// spanAttrEventType is the span attribute naming an event's type.
+const spanAttrEventType = "seam.event.type"
 
 func validSubject(s string) bool {
 	for tok := range strings.SplitSeq(s, ".") {

@@ -13,9 +13,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/seamkit/seam/platform/bus"
 	"github.com/seamkit/seam/platform/failpoint"
+	"github.com/seamkit/seam/platform/observe"
 )
 
 // RelayOptions tune a Relay; zero values take the defaults.
@@ -295,14 +300,19 @@ FROM `+r.table+` WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOC
 }
 
 // publish sends batch asynchronously and waits up to PublishTimeout for the acknowledgements; it returns the
-// seqs of the events the stream stored and the first error, if any.
+// seqs of the events the stream stored and the first error, if any. With tracing on, each event is published
+// in a producer span that ends with its acknowledgement.
 func (r *Relay) publish(ctx context.Context, batch []row) ([]int64, error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(batch))
+	spans := newPublishSpans(len(batch))
 	var firstErr error
 	for _, e := range batch {
-		f, err := r.js.PublishMsgAsync(message(e))
+		msg := message(e)
+		spans.start(ctx, r.schema, e, msg)
+		f, err := r.js.PublishMsgAsync(msg)
 		if err != nil {
 			firstErr = fmt.Errorf("publish event %s on %s: %w", e.id, e.subject, err)
+			spans.endFrom(len(futures), firstErr)
 			break
 		}
 		futures = append(futures, f)
@@ -313,18 +323,23 @@ func (r *Relay) publish(ctx context.Context, batch []row) ([]int64, error) {
 	for i, f := range futures {
 		select {
 		case <-f.Ok():
+			spans.end(i, nil)
 			// Only the events before the first failure count as sent: a later one is published again
 			// (and dropped by the stream as a duplicate) rather than marked sent ahead of an earlier one.
 			if firstErr == nil {
 				sent = append(sent, batch[i].seq)
 			}
 		case err := <-f.Err():
+			spans.end(i, err)
 			if firstErr == nil {
 				firstErr = fmt.Errorf("publish event %s on %s: %w", batch[i].id, batch[i].subject, err)
 			}
 		case <-timer.C:
-			return sent, errors.Join(firstErr, fmt.Errorf("publish: no acknowledgement within %s", r.opts.PublishTimeout))
+			err := fmt.Errorf("publish: no acknowledgement within %s", r.opts.PublishTimeout)
+			spans.endFrom(i, err)
+			return sent, errors.Join(firstErr, err)
 		case <-ctx.Done():
+			spans.endFrom(i, ctx.Err())
 			return sent, errors.Join(firstErr, ctx.Err())
 		}
 	}
@@ -342,6 +357,64 @@ func message(e row) *nats.Msg {
 	msg.Header.Set(bus.HeaderEventKey, e.key)
 	msg.Header.Set(bus.HeaderOccurredAt, e.occurredAt.UTC().Format(time.RFC3339Nano))
 	return msg
+}
+
+// messagingSystem is the messaging.system attribute of the relay's spans.
+const messagingSystem = "nats"
+
+// spanAttrOutbox is the span attribute naming the outbox (schema) an event was relayed from.
+const spanAttrOutbox = "seam.outbox"
+
+// publishSpans holds the producer spans of a batch's events, in publication order; with tracing off (when
+// the batch began) it holds nothing and costs nothing.
+type publishSpans struct {
+	on    bool
+	spans []trace.Span
+}
+
+func newPublishSpans(n int) publishSpans {
+	if !observe.TracingEnabled() {
+		return publishSpans{}
+	}
+	return publishSpans{on: true, spans: make([]trace.Span, 0, n)}
+}
+
+// start starts the producer span of e, a child of the trace context stored with the event (a new trace when
+// there is none), and puts the span's context in msg in place of the stored one, so consumers are children
+// of the publication.
+func (p *publishSpans) start(ctx context.Context, schema string, e row, msg *nats.Msg) {
+	if !p.on {
+		return
+	}
+	ctx = observe.ExtractTrace(ctx, propagation.MapCarrier(e.headers))
+	ctx, span := observe.StartSpan(ctx, "publish "+e.subject, trace.SpanKindProducer)
+	if span.IsRecording() {
+		span.SetAttributes(
+			semconv.MessagingSystemKey.String(messagingSystem),
+			semconv.MessagingOperationTypeSend,
+			semconv.MessagingDestinationName(e.subject),
+			semconv.MessagingMessageID(e.id),
+			attribute.String(spanAttrEventType, e.eventType),
+			attribute.String(spanAttrOutbox, schema),
+		)
+	}
+	observe.InjectTrace(ctx, observe.HeaderCarrier(msg.Header))
+	p.spans = append(p.spans, span)
+}
+
+// end ends the i-th span with the outcome of its publication.
+func (p *publishSpans) end(i int, err error) {
+	if i < len(p.spans) {
+		observe.EndSpan(p.spans[i], err)
+	}
+}
+
+// endFrom ends the spans from the i-th on with err, and forgets them.
+func (p *publishSpans) endFrom(i int, err error) {
+	for _, span := range p.spans[min(i, len(p.spans)):] {
+		observe.EndSpan(span, err)
+	}
+	p.spans = p.spans[:min(i, len(p.spans))]
 }
 
 // listen keeps a dedicated connection LISTENing on the schema's channel and signals wake on every

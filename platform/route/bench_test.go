@@ -16,6 +16,6 @@ func BenchmarkBeginEndLocal(b *testing.B) {
 	ctx := userCtx("u")
 	b.ReportAllocs()
 	for b.Loop() {
-		m.Begin(ctx, "").End(nil)
+		m.Begin(ctx, "").End(ctx, nil)
 	}
 }

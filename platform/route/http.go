@@ -29,11 +29,16 @@ func HTTP(mod *Module, local http.Handler, gw *httpx.Gateway, logger *slog.Logge
 	m := mod.Method(HTTPMethod)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := m.Begin(r.Context(), httpKey(r))
+		ctx := r.Context()
+		if c.Traced() {
+			ctx = c.StartSpan(ctx)
+			r = r.WithContext(ctx)
+		}
 		shadow := c.Shadow() && (r.Method == http.MethodGet || r.Method == http.MethodHead)
 		if c.Side() == Local {
 			rec := &teeWriter{ResponseWriter: w, keep: shadow}
 			local.ServeHTTP(rec, r)
-			c.End(statusError(rec.status))
+			c.End(ctx, statusError(rec.status))
 			if shadow {
 				c.Compare(r.Context(), httpAnswer(rec.status, rec.body), nil, forwardFunc(gw, r))
 			}
@@ -41,17 +46,17 @@ func HTTP(mod *Module, local http.Handler, gw *httpx.Gateway, logger *slog.Logge
 		}
 		body, err := httpx.ReadBody(r)
 		if err != nil {
-			c.End(nil)
+			c.End(ctx, nil)
 			httpx.WriteError(w, r, logger, err)
 			return
 		}
 		resp, err := gw.Do(r, body)
 		if err != nil {
-			c.End(err)
+			c.End(ctx, err)
 			httpx.WriteError(w, r, logger, err)
 			return
 		}
-		c.End(statusError(resp.Status))
+		c.End(ctx, statusError(resp.Status))
 		resp.Write(w, logger)
 		if shadow {
 			c.Compare(r.Context(), httpAnswer(resp.Status, resp.Body), nil, serveFunc(local, r))

@@ -9,7 +9,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/seamkit/seam/platform/errs"
+	"github.com/seamkit/seam/platform/observe"
 )
 
 // Mode says where a process runs a module.
@@ -86,50 +90,93 @@ func (m *Method) ReadOnly() bool { return m.readOnly }
 // Module is the module the method belongs to.
 func (m *Method) Module() *Module { return m.mod }
 
-// Call is one call in progress: the side it goes to, whether to shadow it, and its start. It is a small
-// value, so routing a call allocates nothing.
+// Call is one call in progress: the side it goes to, whether to shadow and trace it, and its start. It is
+// three words, returned in registers, so routing a call allocates nothing and costs little.
 type Call struct {
 	m *Method
 	// start is when a timed call began (time since epoch), 0 for an untimed one.
 	start time.Duration
-	side  Side
-	// shadow says to call the other side too, for comparison.
-	shadow bool
+	flags callFlags
 }
 
+// callFlags packs a call's side and options.
+type callFlags uint8
+
+const (
+	flagRemote callFlags = 1 << iota
+	flagShadow
+	flagTraced
+)
+
 // Begin routes one call whose routing key is key ("" derives it from ctx with Key, only when the share
-// needs one) and starts measuring it.
+// needs one) and starts measuring it. When Traced says so, the caller starts the call's span with
+// StartSpan before making it.
 func (m *Method) Begin(ctx context.Context, key string) Call {
 	st := m.state.Load()
-	side := Local
+	var flags callFlags
 	if st.RemoteBP > 0 {
 		if key == "" && st.RemoteBP < Full {
 			key = Key(ctx)
 		}
-		side = pick(m.mod.name, *st, key)
+		if pick(m.mod.name, *st, key) == Remote {
+			flags = flagRemote
+		}
 	}
-	n := m.sides[side].count()
-	c := Call{m: m, side: side, shadow: st.Shadow && m.readOnly}
-	if side == Remote || !m.sampled || n%sampleEvery == 0 {
+	if st.Shadow && m.readOnly {
+		flags |= flagShadow
+	}
+	if observe.TracingEnabled() && observe.Traced(ctx) {
+		flags |= flagTraced
+	}
+	c := Call{m: m, flags: flags}
+	if n := m.sides[c.Side()].count(); flags&flagRemote != 0 || !m.sampled || n%sampleEvery == 0 {
 		c.start = max(time.Since(epoch), 1)
 	}
 	return c
 }
 
 // Side is where the call goes.
-func (c Call) Side() Side { return c.side }
+func (c Call) Side() Side {
+	if c.flags&flagRemote != 0 {
+		return Remote
+	}
+	return Local
+}
 
 // Shadow reports whether the call's other side is to be called too, for comparison (see Compare).
-func (c Call) Shadow() bool { return c.shadow }
+func (c Call) Shadow() bool { return c.flags&flagShadow != 0 }
 
-// End records the call's outcome: err counts as a failure of its side when Failed says so.
-func (c Call) End(err error) {
-	s := c.m.sides[c.side]
+// Traced reports whether the call runs in a traced context, so it gets a span of its own (StartSpan).
+func (c Call) Traced() bool { return c.flags&flagTraced != 0 }
+
+// StartSpan starts the call's span (module/method, with its side) and returns the context carrying it,
+// which the call is made and ended with.
+func (c Call) StartSpan(ctx context.Context) context.Context {
+	ctx, span := observe.StartSpan(ctx, c.m.mod.name+"/"+c.m.name, trace.SpanKindInternal)
+	span.SetAttributes(attribute.String("seam.module", c.m.mod.name), attribute.String("seam.method", c.m.name),
+		attribute.String("seam.side", c.Side().String()))
+	return ctx
+}
+
+// End records the call's outcome, ctx being the one it was made with: err counts as a failure of its side
+// when Failed says so; a traced call's span ends.
+func (c Call) End(ctx context.Context, err error) {
+	if err == nil && c.start == 0 && c.flags&flagTraced == 0 {
+		return // an untimed success: it was counted in Begin
+	}
+	c.end(ctx, err)
+}
+
+func (c Call) end(ctx context.Context, err error) {
+	s := c.m.sides[c.Side()]
 	if err != nil && Failed(err) {
 		s.fail()
 	}
 	if c.start != 0 {
 		s.observe(c.m.mod.table.period.Load(), time.Since(epoch)-c.start)
+	}
+	if c.flags&flagTraced != 0 {
+		observe.EndSpan(trace.SpanFromContext(ctx), err)
 	}
 }
 
@@ -137,7 +184,7 @@ func (c Call) End(err error) {
 // differs from the one the caller got (result and err). It returns at once; the caller's answer is never
 // affected, and a shadow call that cannot start right away (too many in flight) is skipped and counted.
 func (c Call) Compare(ctx context.Context, result any, err error, other func(ctx context.Context) (any, error)) {
-	c.m.mod.shadows.compare(ctx, c.m, c.side, result, err, other)
+	c.m.mod.shadows.compare(ctx, c.m, c.Side(), result, err, other)
 }
 
 // Name is the module's name.

@@ -85,8 +85,9 @@ func userCtx(id string) context.Context {
 func remoteUsers(m *route.Method, n int) map[int]bool {
 	remote := map[int]bool{}
 	for i := range n {
-		c := m.Begin(userCtx(fmt.Sprintf("user-%d", i)), "")
-		c.End(nil)
+		ctx := userCtx(fmt.Sprintf("user-%d", i))
+		c := m.Begin(ctx, "")
+		c.End(ctx, nil)
 		if c.Side() == route.Remote {
 			remote[i] = true
 		}
@@ -162,8 +163,8 @@ func TestDeclaredKeyWinsOverTheCaller(t *testing.T) {
 	m := mod.Method("Fetch")
 	first := m.Begin(userCtx("caller-a"), "key-1").Side()
 	for i := range 50 {
-		if got := m.Begin(userCtx(fmt.Sprint("caller-", i)), "key-1").Side(); got != first {
-			t.Fatalf("the same declared key went %s and %s", first, got)
+		if c := m.Begin(userCtx(fmt.Sprint("caller-", i)), "key-1"); c.Side() != first {
+			t.Fatalf("the same declared key went %s and %s", first, c.Side())
 		}
 	}
 }
@@ -253,7 +254,9 @@ func TestLocalRoutingAllocatesNothing(t *testing.T) {
 		}
 		m := mod.Method("Store")
 		ctx := userCtx("someone")
-		if n := testing.AllocsPerRun(1000, func() { m.Begin(ctx, "").End(nil) }); n != 0 {
+		if n := testing.AllocsPerRun(1000, func() {
+			m.Begin(ctx, "").End(ctx, nil)
+		}); n != 0 {
 			t.Errorf("%s mode: %v allocations per routed call, want 0", mode, n)
 		}
 	}
@@ -264,11 +267,11 @@ func TestRollbackRuleTripsAndRecordsWhy(t *testing.T) {
 	mod := splitModule(t, store, route.State{RemoteBP: route.Full}, route.Rule{Window: 5 * time.Second, MinCalls: 5, MaxErrorRate: 0.4})
 	m := mod.Method("Store")
 	for range 10 {
-		m.Begin(userCtx("u"), "").End(errs.New(errs.Unavailable, "x.down", "down"))
+		m.Begin(userCtx("u"), "").End(context.Background(), errs.New(errs.Unavailable, "x.down", "down"))
 	}
 	// Business answers do not count against the remote side.
 	for range 10 {
-		m.Begin(userCtx("u"), "").End(errs.New(errs.NotFound, "x.not_found", "no"))
+		m.Begin(userCtx("u"), "").End(context.Background(), errs.New(errs.NotFound, "x.not_found", "no"))
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -328,13 +331,14 @@ func TestShadowRecordsADiscrepancyAndNeverTouchesTheAnswer(t *testing.T) {
 	if c := mod.Method("Store").Begin(userCtx("u"), ""); c.Shadow() {
 		t.Fatal("a write method was marked for shadowing")
 	}
-	c := mod.Method("Fetch").Begin(userCtx("u"), "")
+	ctx := userCtx("u")
+	c := mod.Method("Fetch").Begin(ctx, "")
 	if !c.Shadow() || c.Side() != route.Local {
 		t.Fatalf("call side %s shadow %t, want local and shadowed", c.Side(), c.Shadow())
 	}
 	answer := map[string]string{"status": "open"}
-	c.End(nil)
-	c.Compare(userCtx("u"), answer, nil, func(context.Context) (any, error) {
+	c.End(ctx, nil)
+	c.Compare(ctx, answer, nil, func(context.Context) (any, error) {
 		answer["status"] = "changed" // the caller's answer was compared as it was returned, not as it is now
 		return map[string]string{"status": "paid"}, nil
 	})

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/seamkit/seam/platform/errs"
 	"github.com/seamkit/seam/platform/identity"
@@ -59,11 +61,13 @@ func WithRetry(attempts int, backoff time.Duration) CallOption {
 // when Call fails. It never waits past ctx's deadline, or DefaultTimeout when ctx has none. Errors:
 // the remote *errs.Error rebuilt (errors.Is matches its sentinel); the context's error when ctx ends or the
 // server reported it; ErrUnavailable when no instance answered; *RemoteError for any other remote failure.
-func Call(ctx context.Context, conn *nats.Conn, subject string, req, resp any, opts ...CallOption) error {
+func Call(ctx context.Context, conn *nats.Conn, subject string, req, resp any, opts ...CallOption) (err error) {
 	o := callOptions{timeout: DefaultTimeout, maxAttempts: 3, backoff: 25 * time.Millisecond}
 	for _, opt := range opts {
 		opt(&o)
 	}
+	ctx, span := startSpan(ctx, subject, trace.SpanKindClient)
+	defer func() { endSpan(span, err) }()
 	data, err := json.Marshal(req)
 	if err != nil {
 		return fmt.Errorf("rpc: %s: encode request: %w", subject, err)
@@ -99,6 +103,10 @@ func Call(ctx context.Context, conn *nats.Conn, subject string, req, resp any, o
 			return err
 		case <-t.C:
 		}
+		if span.IsRecording() {
+			span.AddEvent("retry", trace.WithAttributes(attribute.Int("seam.attempt", attempt+1),
+				attribute.String("seam.previous_error", err.Error())))
+		}
 		pause *= 2
 	}
 }
@@ -129,9 +137,7 @@ func setHeaders(ctx context.Context, h nats.Header) error {
 	if dl, ok := ctx.Deadline(); ok {
 		h.Set(HeaderDeadline, strconv.FormatInt(dl.UnixNano(), 10))
 	}
-	if tp := Traceparent(ctx); tp != "" {
-		h.Set(HeaderTraceparent, tp)
-	}
+	observe.InjectTrace(ctx, observe.HeaderCarrier(h))
 	return nil
 }
 

@@ -1,15 +1,22 @@
 // Package rpc is the runtime behind Seam's generated remote stubs: it serves a module's api interface as a
 // NATS micro service and calls it from another process, carrying deadline, request id, caller identity and
-// trace context, and rebuilding client-safe errors so errors.Is keeps working across the wire.
+// trace context (in client and server spans when tracing is on), and rebuilding client-safe errors so
+// errors.Is keeps working across the wire.
 package rpc
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/seamkit/seam/platform/errs"
+	"github.com/seamkit/seam/platform/observe"
 )
 
 // Headers every Seam RPC request carries (when the caller's context holds the value).
@@ -20,8 +27,6 @@ const (
 	HeaderPrincipal = "Seam-Principal"
 	// HeaderDeadline carries the caller's absolute deadline in Unix nanoseconds.
 	HeaderDeadline = "Seam-Deadline"
-	// HeaderTraceparent carries the W3C trace context of the caller.
-	HeaderTraceparent = "traceparent"
 )
 
 // SubjectPrefix starts the subject of every Seam RPC endpoint: seam.rpc.<module>.<Method>.
@@ -69,17 +74,41 @@ func (e *RemoteError) Error() string {
 // Unwrap exposes ErrRemote, so errors.Is(err, ErrRemote) holds and errs.As finds a client-safe error.
 func (e *RemoteError) Unwrap() error { return ErrRemote }
 
-type traceparentKey struct{}
+// rpcSystem is the rpc.system.name attribute of Seam's call spans.
+const rpcSystem = "seam"
 
-// WithTraceparent returns a context carrying a W3C traceparent header value, which calls propagate.
-func WithTraceparent(ctx context.Context, traceparent string) context.Context {
-	return context.WithValue(ctx, traceparentKey{}, traceparent)
+// startSpan starts the span of a call to subject: kind client around Call, kind server around the
+// handler. It is named after the method ("billing/GetInvoice"); with tracing off it is a no-op span.
+func startSpan(ctx context.Context, subject string, kind trace.SpanKind) (context.Context, trace.Span) {
+	if !observe.TracingEnabled() {
+		return ctx, noop.Span{}
+	}
+	method := strings.Replace(strings.TrimPrefix(subject, SubjectPrefix), ".", "/", 1)
+	ctx, span := observe.StartSpan(ctx, method, kind)
+	if span.IsRecording() {
+		span.SetAttributes(
+			semconv.RPCSystemNameKey.String(rpcSystem),
+			semconv.RPCMethod(method),
+			semconv.MessagingDestinationName(subject),
+		)
+	}
+	return ctx, span
 }
 
-// Traceparent returns the W3C traceparent value carried by ctx, or "".
-func Traceparent(ctx context.Context) string {
-	v, _ := ctx.Value(traceparentKey{}).(string)
-	return v
+// endSpan records the call's outcome on span (its error code as rpc.response.status_code) and ends it.
+func endSpan(span trace.Span, err error) {
+	if !span.IsRecording() {
+		return
+	}
+	code := "OK"
+	if err != nil {
+		code = ErrRemote.Code
+		if e, ok := errs.As(err); ok {
+			code = e.Code
+		}
+	}
+	span.SetAttributes(semconv.RPCResponseStatusCode(code))
+	observe.EndSpan(span, err)
 }
 
 // Wire codes of context errors, which travel as errors but are rebuilt as the context's own errors.

@@ -15,10 +15,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/seamkit/seam/platform/errs"
 	"github.com/seamkit/seam/platform/identity"
 	"github.com/seamkit/seam/platform/observe"
+	"github.com/seamkit/seam/platform/observe/observetest"
 	"github.com/seamkit/seam/platform/rpc"
 	"github.com/seamkit/seam/platform/rpc/rpctest"
 )
@@ -255,32 +258,98 @@ func TestNoServerIsUnavailableFast(t *testing.T) {
 func TestContextPropagation(t *testing.T) {
 	conn := rpctest.Connect(t)
 	type seen struct {
-		principal   identity.Principal
-		ok          bool
-		requestID   string
-		traceparent string
+		principal identity.Principal
+		ok        bool
+		requestID string
+		traced    bool
 	}
 	got := make(chan seen, 1)
 	serve(t, conn, func(ctx context.Context, _ *echoReq) (echoResp, error) {
 		p, ok := identity.From(ctx)
-		got <- seen{p, ok, observe.RequestID(ctx), rpc.Traceparent(ctx)}
+		got <- seen{p, ok, observe.RequestID(ctx), trace.SpanContextFromContext(ctx).IsValid()}
 		return echoResp{}, nil
 	})
 	want := identity.Principal{UserID: "u-1", Email: "a@example.com", Role: identity.RoleAdmin}
-	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	ctx := identity.With(observe.WithRequestID(rpc.WithTraceparent(context.Background(), tp), "req-7"), want)
+	// With tracing off, a trace context in the caller's context does not travel: nothing is traced.
+	parent := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled}))
+	ctx := identity.With(observe.WithRequestID(parent, "req-7"), want)
 	if err := rpc.Call(ctx, conn, subject, echoReq{}, &echoResp{}); err != nil {
 		t.Fatalf("Call: %v", err)
 	}
 	s := <-got
-	if !s.ok || s.principal != want || s.requestID != "req-7" || s.traceparent != tp {
+	if !s.ok || s.principal != want || s.requestID != "req-7" || s.traced {
 		t.Fatalf("server saw %+v", s)
 	}
 	if err := rpc.Call(context.Background(), conn, subject, echoReq{}, &echoResp{}); err != nil {
 		t.Fatalf("Call: %v", err)
 	}
-	if s := <-got; s.ok || s.requestID != "" || s.traceparent != "" {
+	if s := <-got; s.ok || s.requestID != "" || s.traced {
 		t.Fatalf("server saw %+v from an empty context", s)
+	}
+}
+
+// TestCallSpans: with tracing on, a call runs in a client span that is a child of the caller's span, the
+// server handles it in a server span that is a child of the client span, and errors are recorded (a
+// client error as its code, an internal failure also as the span's Error status).
+func TestCallSpans(t *testing.T) {
+	rec := observetest.Tracing(t)
+	conn := rpctest.Connect(t)
+	handlerTrace := make(chan trace.SpanContext, 3)
+	serve(t, conn, func(ctx context.Context, req *echoReq) (echoResp, error) {
+		handlerTrace <- trace.SpanContextFromContext(ctx)
+		switch req.Text {
+		case "missing":
+			return echoResp{}, errThingNotFound
+		case "broken":
+			return echoResp{}, errors.New("disk on fire")
+		}
+		return echoResp{Text: req.Text}, nil
+	})
+	ctx, root := observe.StartSpan(context.Background(), "caller", trace.SpanKindInternal)
+	var resp echoResp
+	if err := rpc.Call(ctx, conn, subject, echoReq{Text: "hi"}, &resp); err != nil {
+		t.Fatalf("Call: %v", err)
+	}
+	root.End()
+	seen := <-handlerTrace
+	client := observetest.WaitSpan(t, rec, 5*time.Second, "client span", observetest.Named("test/Echo", trace.SpanKindClient))
+	server := observetest.WaitSpan(t, rec, 5*time.Second, "server span", observetest.Named("test/Echo", trace.SpanKindServer))
+	traceID := root.SpanContext().TraceID()
+	switch {
+	case client.SpanContext().TraceID() != traceID || client.Parent().SpanID() != root.SpanContext().SpanID():
+		t.Fatalf("client span %v is not a child of the caller's span %v", client.Parent(), root.SpanContext())
+	case server.SpanContext().TraceID() != traceID || server.Parent().SpanID() != client.SpanContext().SpanID() || !server.Parent().IsRemote():
+		t.Fatalf("server span's parent %v is not the client span %v", server.Parent(), client.SpanContext())
+	case seen.SpanID() != server.SpanContext().SpanID():
+		t.Fatalf("handler ran in span %v, want the server span %v", seen, server.SpanContext())
+	case observetest.Attr(server, "rpc.system.name") != "seam" || observetest.Attr(client, "rpc.response.status_code") != "OK":
+		t.Fatalf("attributes: client %v, server %v", client.Attributes(), server.Attributes())
+	}
+
+	// The client knows a hidden failure by rpc.remote_error; the server, by the real error's type.
+	for _, tc := range []struct {
+		text, clientType, serverType string
+		status                       codes.Code
+	}{
+		{"missing", "test.thing_not_found", "test.thing_not_found", codes.Unset},
+		{"broken", "rpc.remote_error", "_OTHER", codes.Error},
+	} {
+		rec.Reset()
+		if err := rpc.Call(context.Background(), conn, subject, echoReq{Text: tc.text}, &resp); err == nil {
+			t.Fatalf("%s: Call succeeded", tc.text)
+		}
+		<-handlerTrace
+		for kind, errorType := range map[trace.SpanKind]string{trace.SpanKindClient: tc.clientType, trace.SpanKindServer: tc.serverType} {
+			s := observetest.WaitSpan(t, rec, 5*time.Second, tc.text+" span", observetest.Named("test/Echo", kind))
+			if got := observetest.Attr(s, "error.type"); got != errorType || s.Status().Code != tc.status || len(s.Events()) == 0 {
+				t.Errorf("%s %s span: error.type %q, status %v, events %d; want %q, %v and an exception event",
+					tc.text, kind, got, s.Status().Code, len(s.Events()), errorType, tc.status)
+			}
+			if got := observetest.Attr(s, "rpc.response.status_code"); got != tc.clientType {
+				t.Errorf("%s %s span: rpc.response.status_code %q, want %q", tc.text, kind, got, tc.clientType)
+			}
+		}
 	}
 }
 

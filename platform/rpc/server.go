@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/seamkit/seam/platform/identity"
 	"github.com/seamkit/seam/platform/observe"
@@ -60,7 +61,7 @@ type Service struct {
 
 // Serve starts s on conn as a NATS micro service in queue group seam-<module>, so instances share the load.
 // Every request runs in its own goroutine with a context carrying the caller's deadline, request id,
-// principal and traceparent. Answers are published on the request's reply subject, so the micro service's
+// principal and trace context (in a server span when tracing is on). Answers are published on the request's reply subject, so the micro service's
 // stats count requests but not their errors or processing time. Stop on the returned service stops taking requests and waits for those in
 // flight.
 func Serve(conn *nats.Conn, s Service) (micro.Service, error) {
@@ -125,7 +126,7 @@ func (s *server) handler(subject string, h Handler) micro.Handler {
 		s.mu.Lock()
 		if s.stopped {
 			s.mu.Unlock()
-			s.respondError(req, subject, "", ErrUnavailable)
+			s.respondError(context.Background(), req, subject, "", ErrUnavailable)
 			return
 		}
 		s.wg.Add(1)
@@ -139,25 +140,34 @@ func (s *server) handler(subject string, h Handler) micro.Handler {
 	})
 }
 
+// serve answers one request, in a server span that is a child of the caller's when tracing is on.
 func (s *server) serve(req micro.Request, subject string, h Handler) {
 	ctx, cancel, err := requestContext(req.Headers())
 	defer cancel()
-	requestID := observe.RequestID(ctx)
+	ctx, span := startSpan(ctx, subject, trace.SpanKindServer)
 	if err != nil {
-		s.respondError(req, subject, requestID, fmt.Errorf("%w: %w", ErrBadRequest, err))
-		return
+		err = fmt.Errorf("%w: %w", ErrBadRequest, err)
+	} else {
+		err = s.answer(ctx, req, subject, h)
 	}
+	if err != nil {
+		s.respondError(ctx, req, subject, observe.RequestID(ctx), err)
+	}
+	endSpan(span, err)
+}
+
+// answer runs h on the request and replies with its response.
+func (s *server) answer(ctx context.Context, req micro.Request, subject string, h Handler) error {
 	resp, err := s.call(ctx, subject, h, req.Data())
 	if err != nil {
-		s.respondError(req, subject, requestID, err)
-		return
+		return err
 	}
 	body, err := json.Marshal(resp)
 	if err != nil {
-		s.respondError(req, subject, requestID, fmt.Errorf("encode response: %w", err))
-		return
+		return fmt.Errorf("encode response: %w", err)
 	}
 	s.reply(req, subject, &nats.Msg{Data: body})
+	return nil
 }
 
 // call runs h, turning a panic into an error so one bad request cannot take the process down.
@@ -170,10 +180,10 @@ func (s *server) call(ctx context.Context, subject string, h Handler, body []byt
 	return h(ctx, body)
 }
 
-func (s *server) respondError(req micro.Request, subject, requestID string, err error) {
+func (s *server) respondError(ctx context.Context, req micro.Request, subject, requestID string, err error) {
 	w, internal := encodeError(err)
 	if internal {
-		s.logger.Error("rpc: remote call failed", slog.String("subject", subject),
+		s.logger.ErrorContext(ctx, "rpc: remote call failed", slog.String("subject", subject),
 			slog.String("request_id", requestID), slog.Any("error", err))
 	}
 	body, mErr := json.Marshal(w)
@@ -200,7 +210,7 @@ func (s *server) reply(req micro.Request, subject string, msg *nats.Msg) {
 }
 
 // requestContext rebuilds the caller's context from the request headers: deadline, request id, principal
-// and traceparent.
+// and trace context.
 func requestContext(h micro.Headers) (context.Context, context.CancelFunc, error) {
 	ctx := context.Background()
 	cancel := context.CancelFunc(func() {})
@@ -214,9 +224,7 @@ func requestContext(h micro.Headers) (context.Context, context.CancelFunc, error
 	if id := h.Get(HeaderRequestID); id != "" {
 		ctx = observe.WithRequestID(ctx, id)
 	}
-	if tp := h.Get(HeaderTraceparent); tp != "" {
-		ctx = WithTraceparent(ctx, tp)
-	}
+	ctx = observe.ExtractTrace(ctx, observe.HeaderCarrier(h))
 	if v := h.Get(HeaderPrincipal); v != "" {
 		var p identity.Principal
 		if err := json.Unmarshal([]byte(v), &p); err != nil {

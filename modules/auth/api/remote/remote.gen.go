@@ -151,33 +151,52 @@ func NewAuthRouter(local, remote authapi.Auth, mod *route.Module) authapi.Auth {
 }
 
 // GetUser routes Auth.GetUser.
-func (r *authRouter) GetUser(ctx context.Context, userID string) (authapi.User, error) {
+func (r *authRouter) GetUser(ctx context.Context, userID string) (result authapi.User, err error) {
 	c := r.methods[0].Begin(ctx, userID)
-	result, err := r.impls[c.Side()].GetUser(ctx, userID)
-	c.End(err)
-	if c.Shadow() {
-		other := r.impls[c.Side().Other()]
-		c.Compare(ctx, result, err, func(ctx context.Context) (any, error) { return other.GetUser(ctx, userID) })
+	if c.Traced() {
+		ctx = c.StartSpan(ctx)
 	}
-	return result, err
+	result, err = r.impls[c.Side()].GetUser(ctx, userID)
+	c.End(ctx, err)
+	if c.Shadow() {
+		r.shadowGetUser(ctx, c, result, err, userID)
+	}
+	return
+}
+
+// shadowGetUser calls Auth.GetUser on the side the call did not go to, for comparison.
+func (r *authRouter) shadowGetUser(ctx context.Context, c route.Call, result any, err error, userID string) {
+	other := r.impls[c.Side().Other()]
+	c.Compare(ctx, result, err, func(ctx context.Context) (any, error) { return other.GetUser(ctx, userID) })
 }
 
 // GrantPlan routes Auth.GrantPlan.
-func (r *authRouter) GrantPlan(ctx context.Context, userID string, plan string, grantID string) error {
+func (r *authRouter) GrantPlan(ctx context.Context, userID string, plan string, grantID string) (err error) {
 	c := r.methods[1].Begin(ctx, userID)
-	err := r.impls[c.Side()].GrantPlan(ctx, userID, plan, grantID)
-	c.End(err)
-	return err
+	if c.Traced() {
+		ctx = c.StartSpan(ctx)
+	}
+	err = r.impls[c.Side()].GrantPlan(ctx, userID, plan, grantID)
+	c.End(ctx, err)
+	return
 }
 
 // VerifyToken routes Auth.VerifyToken.
-func (r *authRouter) VerifyToken(ctx context.Context, token string) (authapi.Identity, error) {
+func (r *authRouter) VerifyToken(ctx context.Context, token string) (result authapi.Identity, err error) {
 	c := r.methods[2].Begin(ctx, token)
-	result, err := r.impls[c.Side()].VerifyToken(ctx, token)
-	c.End(err)
-	if c.Shadow() {
-		other := r.impls[c.Side().Other()]
-		c.Compare(ctx, result, err, func(ctx context.Context) (any, error) { return other.VerifyToken(ctx, token) })
+	if c.Traced() {
+		ctx = c.StartSpan(ctx)
 	}
-	return result, err
+	result, err = r.impls[c.Side()].VerifyToken(ctx, token)
+	c.End(ctx, err)
+	if c.Shadow() {
+		r.shadowVerifyToken(ctx, c, result, err, token)
+	}
+	return
+}
+
+// shadowVerifyToken calls Auth.VerifyToken on the side the call did not go to, for comparison.
+func (r *authRouter) shadowVerifyToken(ctx context.Context, c route.Call, result any, err error, token string) {
+	other := r.impls[c.Side().Other()]
+	c.Compare(ctx, result, err, func(ctx context.Context) (any, error) { return other.VerifyToken(ctx, token) })
 }

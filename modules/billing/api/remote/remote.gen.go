@@ -101,13 +101,21 @@ func NewBillingRouter(local, remote billingapi.Billing, mod *route.Module) billi
 }
 
 // GetInvoice routes Billing.GetInvoice.
-func (r *billingRouter) GetInvoice(ctx context.Context, userID string, invoiceID string) (billingapi.Invoice, error) {
+func (r *billingRouter) GetInvoice(ctx context.Context, userID string, invoiceID string) (result billingapi.Invoice, err error) {
 	c := r.methods[0].Begin(ctx, userID)
-	result, err := r.impls[c.Side()].GetInvoice(ctx, userID, invoiceID)
-	c.End(err)
-	if c.Shadow() {
-		other := r.impls[c.Side().Other()]
-		c.Compare(ctx, result, err, func(ctx context.Context) (any, error) { return other.GetInvoice(ctx, userID, invoiceID) })
+	if c.Traced() {
+		ctx = c.StartSpan(ctx)
 	}
-	return result, err
+	result, err = r.impls[c.Side()].GetInvoice(ctx, userID, invoiceID)
+	c.End(ctx, err)
+	if c.Shadow() {
+		r.shadowGetInvoice(ctx, c, result, err, userID, invoiceID)
+	}
+	return
+}
+
+// shadowGetInvoice calls Billing.GetInvoice on the side the call did not go to, for comparison.
+func (r *billingRouter) shadowGetInvoice(ctx context.Context, c route.Call, result any, err error, userID string, invoiceID string) {
+	other := r.impls[c.Side().Other()]
+	c.Compare(ctx, result, err, func(ctx context.Context) (any, error) { return other.GetInvoice(ctx, userID, invoiceID) })
 }

@@ -101,13 +101,21 @@ func NewNotificationsRouter(local, remote notificationsapi.Notifications, mod *r
 }
 
 // List routes Notifications.List.
-func (r *notificationsRouter) List(ctx context.Context, userID string, limit int) ([]notificationsapi.Notification, error) {
+func (r *notificationsRouter) List(ctx context.Context, userID string, limit int) (result []notificationsapi.Notification, err error) {
 	c := r.methods[0].Begin(ctx, userID)
-	result, err := r.impls[c.Side()].List(ctx, userID, limit)
-	c.End(err)
-	if c.Shadow() {
-		other := r.impls[c.Side().Other()]
-		c.Compare(ctx, result, err, func(ctx context.Context) (any, error) { return other.List(ctx, userID, limit) })
+	if c.Traced() {
+		ctx = c.StartSpan(ctx)
 	}
-	return result, err
+	result, err = r.impls[c.Side()].List(ctx, userID, limit)
+	c.End(ctx, err)
+	if c.Shadow() {
+		r.shadowList(ctx, c, result, err, userID, limit)
+	}
+	return
+}
+
+// shadowList calls Notifications.List on the side the call did not go to, for comparison.
+func (r *notificationsRouter) shadowList(ctx context.Context, c route.Call, result any, err error, userID string, limit int) {
+	other := r.impls[c.Side().Other()]
+	c.Compare(ctx, result, err, func(ctx context.Context) (any, error) { return other.List(ctx, userID, limit) })
 }

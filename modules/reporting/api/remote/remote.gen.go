@@ -101,13 +101,21 @@ func NewReportsRouter(local, remote reportingapi.Reports, mod *route.Module) rep
 }
 
 // Summary routes Reports.Summary.
-func (r *reportsRouter) Summary(ctx context.Context, from string, to string) (reportingapi.Summary, error) {
+func (r *reportsRouter) Summary(ctx context.Context, from string, to string) (result reportingapi.Summary, err error) {
 	c := r.methods[0].Begin(ctx, "")
-	result, err := r.impls[c.Side()].Summary(ctx, from, to)
-	c.End(err)
-	if c.Shadow() {
-		other := r.impls[c.Side().Other()]
-		c.Compare(ctx, result, err, func(ctx context.Context) (any, error) { return other.Summary(ctx, from, to) })
+	if c.Traced() {
+		ctx = c.StartSpan(ctx)
 	}
-	return result, err
+	result, err = r.impls[c.Side()].Summary(ctx, from, to)
+	c.End(ctx, err)
+	if c.Shadow() {
+		r.shadowSummary(ctx, c, result, err, from, to)
+	}
+	return
+}
+
+// shadowSummary calls Reports.Summary on the side the call did not go to, for comparison.
+func (r *reportsRouter) shadowSummary(ctx context.Context, c route.Call, result any, err error, from string, to string) {
+	other := r.impls[c.Side().Other()]
+	c.Compare(ctx, result, err, func(ctx context.Context) (any, error) { return other.Summary(ctx, from, to) })
 }

@@ -231,57 +231,85 @@ func NewShopRouter(local, remote shopapi.Shop, mod *route.Module) shopapi.Shop {
 }
 
 // Cancel routes Shop.Cancel.
-func (r *shopRouter) Cancel(ctx context.Context, orderID string, reason string) error {
+func (r *shopRouter) Cancel(ctx context.Context, orderID string, reason string) (err error) {
 	c := r.methods[0].Begin(ctx, "")
-	err := r.impls[c.Side()].Cancel(ctx, orderID, reason)
-	c.End(err)
-	return err
+	if c.Traced() {
+		ctx = c.StartSpan(ctx)
+	}
+	err = r.impls[c.Side()].Cancel(ctx, orderID, reason)
+	c.End(ctx, err)
+	return
 }
 
 // GetOrder routes Shop.GetOrder.
-func (r *shopRouter) GetOrder(ctx context.Context, orderID string) (shopapi.Order, error) {
+func (r *shopRouter) GetOrder(ctx context.Context, orderID string) (result shopapi.Order, err error) {
 	c := r.methods[1].Begin(ctx, "")
-	result, err := r.impls[c.Side()].GetOrder(ctx, orderID)
-	c.End(err)
-	return result, err
+	if c.Traced() {
+		ctx = c.StartSpan(ctx)
+	}
+	result, err = r.impls[c.Side()].GetOrder(ctx, orderID)
+	c.End(ctx, err)
+	return
 }
 
 // ListOrders routes Shop.ListOrders.
-func (r *shopRouter) ListOrders(ctx context.Context, userID string, since time.Time, limit int) ([]shopapi.Order, error) {
+func (r *shopRouter) ListOrders(ctx context.Context, userID string, since time.Time, limit int) (result []shopapi.Order, err error) {
 	c := r.methods[2].Begin(ctx, userID)
-	result, err := r.impls[c.Side()].ListOrders(ctx, userID, since, limit)
-	c.End(err)
-	if c.Shadow() {
-		other := r.impls[c.Side().Other()]
-		c.Compare(ctx, result, err, func(ctx context.Context) (any, error) { return other.ListOrders(ctx, userID, since, limit) })
+	if c.Traced() {
+		ctx = c.StartSpan(ctx)
 	}
-	return result, err
+	result, err = r.impls[c.Side()].ListOrders(ctx, userID, since, limit)
+	c.End(ctx, err)
+	if c.Shadow() {
+		r.shadowListOrders(ctx, c, result, err, userID, since, limit)
+	}
+	return
+}
+
+// shadowListOrders calls Shop.ListOrders on the side the call did not go to, for comparison.
+func (r *shopRouter) shadowListOrders(ctx context.Context, c route.Call, result any, err error, userID string, since time.Time, limit int) {
+	other := r.impls[c.Side().Other()]
+	c.Compare(ctx, result, err, func(ctx context.Context) (any, error) { return other.ListOrders(ctx, userID, since, limit) })
 }
 
 // Ping routes Shop.Ping.
-func (r *shopRouter) Ping(ctx context.Context) error {
+func (r *shopRouter) Ping(ctx context.Context) (err error) {
 	c := r.methods[3].Begin(ctx, "")
-	err := r.impls[c.Side()].Ping(ctx)
-	c.End(err)
-	if c.Shadow() {
-		other := r.impls[c.Side().Other()]
-		c.Compare(ctx, nil, err, func(ctx context.Context) (any, error) { return nil, other.Ping(ctx) })
+	if c.Traced() {
+		ctx = c.StartSpan(ctx)
 	}
-	return err
+	err = r.impls[c.Side()].Ping(ctx)
+	c.End(ctx, err)
+	if c.Shadow() {
+		r.shadowPing(ctx, c, nil, err)
+	}
+	return
+}
+
+// shadowPing calls Shop.Ping on the side the call did not go to, for comparison.
+func (r *shopRouter) shadowPing(ctx context.Context, c route.Call, result any, err error) {
+	other := r.impls[c.Side().Other()]
+	c.Compare(ctx, result, err, func(ctx context.Context) (any, error) { return nil, other.Ping(ctx) })
 }
 
 // PlaceOrder routes Shop.PlaceOrder.
-func (r *shopRouter) PlaceOrder(ctx context.Context, userID string, lines []shopapi.Line, note *string) (*shopapi.Order, error) {
+func (r *shopRouter) PlaceOrder(ctx context.Context, userID string, lines []shopapi.Line, note *string) (result *shopapi.Order, err error) {
 	c := r.methods[4].Begin(ctx, "")
-	result, err := r.impls[c.Side()].PlaceOrder(ctx, userID, lines, note)
-	c.End(err)
-	return result, err
+	if c.Traced() {
+		ctx = c.StartSpan(ctx)
+	}
+	result, err = r.impls[c.Side()].PlaceOrder(ctx, userID, lines, note)
+	c.End(ctx, err)
+	return
 }
 
 // Tags routes Shop.Tags.
-func (r *shopRouter) Tags(ctx context.Context, errArg string, arg2 int, byKey map[string][]string) (map[string]int64, error) {
+func (r *shopRouter) Tags(ctx context.Context, errArg string, arg2 int, byKey map[string][]string) (result map[string]int64, err error) {
 	c := r.methods[5].Begin(ctx, "")
-	result, err := r.impls[c.Side()].Tags(ctx, errArg, arg2, byKey)
-	c.End(err)
-	return result, err
+	if c.Traced() {
+		ctx = c.StartSpan(ctx)
+	}
+	result, err = r.impls[c.Side()].Tags(ctx, errArg, arg2, byKey)
+	c.End(ctx, err)
+	return
 }
