@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nuid"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -79,6 +80,14 @@ func Call(ctx context.Context, conn *nats.Conn, subject string, req, resp any, o
 	if err := setHeaders(ctx, msg.Header); err != nil {
 		return fmt.Errorf("rpc: %s: %w", subject, err)
 	}
+	callID := nuid.Next()
+	msg.Header.Set(HeaderCallID, callID)
+	defer func() {
+		if errors.Is(err, context.Canceled) && conn != nil {
+			// The caller gave up: tell the instance serving the call, so its work stops too.
+			_ = conn.Publish(cancelSubject(subject), []byte(callID))
+		}
+	}()
 	attempts := 1
 	if o.idempotent {
 		attempts = o.maxAttempts

@@ -27,7 +27,20 @@ const (
 	HeaderPrincipal = "Seam-Principal"
 	// HeaderDeadline carries the caller's absolute deadline in Unix nanoseconds.
 	HeaderDeadline = "Seam-Deadline"
+	// HeaderCallID identifies one call (all its attempts), so the caller can cancel it on the server.
+	HeaderCallID = "Seam-Call-Id"
 )
+
+// cancelMethod is the pseudo-method whose subject, seam.rpc.<module>._cancel, carries the call id of a call
+// its caller gave up on to every instance of the module (Go method names cannot start with "_").
+const cancelMethod = "_cancel"
+
+// cancelSubject is where the callers of the endpoint subject announce cancelled calls.
+func cancelSubject(subject string) string {
+	rest := strings.TrimPrefix(subject, SubjectPrefix)
+	module, _, _ := strings.Cut(rest, ".")
+	return Subject(module, cancelMethod)
+}
 
 // SubjectPrefix starts the subject of every Seam RPC endpoint: seam.rpc.<module>.<Method>.
 const SubjectPrefix = "seam.rpc."

@@ -222,6 +222,33 @@ func TestCallerCancels(t *testing.T) {
 	}
 }
 
+func TestCancellationReachesTheServer(t *testing.T) {
+	conn := rpctest.Connect(t)
+	started := make(chan struct{})
+	cause := make(chan error, 1)
+	serve(t, conn, func(ctx context.Context, _ *echoReq) (echoResp, error) {
+		close(started)
+		select {
+		case <-ctx.Done():
+			cause <- context.Cause(ctx)
+		case <-time.After(10 * time.Second):
+			cause <- errors.New("the server's context was never cancelled")
+		}
+		return echoResp{}, ctx.Err()
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-started
+		cancel()
+	}()
+	if err := rpc.Call(ctx, conn, subject, echoReq{}, &echoResp{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if got := <-cause; !errors.Is(got, rpc.ErrCallerCanceled) {
+		t.Fatalf("the server's context ended with %v, want rpc.ErrCallerCanceled", got)
+	}
+}
+
 func TestDefaultTimeoutIsUnavailable(t *testing.T) {
 	conn := rpctest.Connect(t)
 	release := make(chan struct{})

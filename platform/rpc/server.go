@@ -61,7 +61,8 @@ type Service struct {
 
 // Serve starts s on conn as a NATS micro service in queue group seam-<module>, so instances share the load.
 // Every request runs in its own goroutine with a context carrying the caller's deadline, request id,
-// principal and trace context (in a server span when tracing is on). Answers are published on the request's reply subject, so the micro service's
+// principal and trace context (in a server span when tracing is on), cancelled when the caller cancels the
+// call (its cause ErrCallerCanceled). Answers are published on the request's reply subject, so the micro service's
 // stats count requests but not their errors or processing time. Stop on the returned service stops taking requests and waits for those in
 // flight.
 func Serve(conn *nats.Conn, s Service) (micro.Service, error) {
@@ -88,11 +89,18 @@ func Serve(conn *nats.Conn, s Service) (micro.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rpc: serve %s: %w", s.Module, err)
 	}
-	srv := &server{Service: svc, conn: conn, logger: s.Logger.With(slog.String("rpc_service", name)), slots: make(chan struct{}, s.MaxInFlight)}
+	srv := &server{Service: svc, conn: conn, logger: s.Logger.With(slog.String("rpc_service", name)),
+		slots: make(chan struct{}, s.MaxInFlight), calls: map[string]context.CancelCauseFunc{}}
+	// Every instance hears every cancellation; the one serving the call cancels its context.
+	srv.cancels, err = conn.Subscribe(Subject(s.Module, cancelMethod), func(m *nats.Msg) { srv.cancel(string(m.Data)) })
+	if err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("rpc: serve %s: cancellations: %w", s.Module, err)
+	}
 	for _, ep := range s.Endpoints {
 		subject := Subject(s.Module, ep.Method)
 		if err := svc.AddEndpoint(ep.Method, srv.handler(subject, ep.Handler), micro.WithEndpointSubject(subject)); err != nil {
-			_ = svc.Stop()
+			_ = srv.Stop()
 			return nil, fmt.Errorf("rpc: serve %s: endpoint %s: %w", s.Module, ep.Method, err)
 		}
 	}
@@ -109,10 +117,47 @@ type server struct {
 	mu      sync.Mutex
 	stopped bool
 	wg      sync.WaitGroup
+	// calls holds the cancel function of every call in flight, by call id.
+	calls   map[string]context.CancelCauseFunc
+	cancels *nats.Subscription
+}
+
+// ErrCallerCanceled is the cause of a served call's context when its caller cancelled the call.
+var ErrCallerCanceled = errors.New("rpc: the caller cancelled the call")
+
+// cancel cancels the call with id, if this instance serves it.
+func (s *server) cancel(id string) {
+	s.mu.Lock()
+	cancel := s.calls[id]
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel(ErrCallerCanceled)
+	}
+}
+
+// track registers the call with id (when it has one) under a context its caller can cancel, until the
+// returned function is called.
+func (s *server) track(ctx context.Context, id string) (context.Context, func()) {
+	if id == "" {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	s.mu.Lock()
+	s.calls[id] = cancel
+	s.mu.Unlock()
+	return ctx, func() {
+		s.mu.Lock()
+		delete(s.calls, id)
+		s.mu.Unlock()
+		cancel(nil)
+	}
 }
 
 // Stop stops taking requests, then waits for those being handled.
 func (s *server) Stop() error {
+	if err := s.cancels.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		s.logger.Warn("rpc: stop hearing cancellations", slog.Any("error", err))
+	}
 	err := s.Service.Stop()
 	s.mu.Lock()
 	s.stopped = true
@@ -144,6 +189,8 @@ func (s *server) handler(subject string, h Handler) micro.Handler {
 func (s *server) serve(req micro.Request, subject string, h Handler) {
 	ctx, cancel, err := requestContext(req.Headers())
 	defer cancel()
+	ctx, done := s.track(ctx, req.Headers().Get(HeaderCallID))
+	defer done()
 	ctx, span := startSpan(ctx, subject, trace.SpanKindServer)
 	if err != nil {
 		err = fmt.Errorf("%w: %w", ErrBadRequest, err)
