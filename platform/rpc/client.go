@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
-	"github.com/nats-io/nuid"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -80,7 +80,7 @@ func Call(ctx context.Context, conn *nats.Conn, subject string, req, resp any, o
 	if err := setHeaders(ctx, msg.Header); err != nil {
 		return fmt.Errorf("rpc: %s: %w", subject, err)
 	}
-	callID := nuid.Next()
+	callID := uuid.NewString()
 	msg.Header.Set(HeaderCallID, callID)
 	defer func() {
 		if errors.Is(err, context.Canceled) && conn != nil {
