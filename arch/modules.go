@@ -209,10 +209,11 @@ deps:
     anyProjectDeps: true
     anyVendorDeps: true
 
-  # Process-level tests and their harness drive the real binary.
+  # Process-level tests, their harness and the benchmarks drive the real binary and inject what they like.
   test:
     anyProjectDeps: true
     anyVendorDeps: true
+    deepScan: false
 
   # The kernel: never imports a module (or sqlfs: migrations are passed in).
 `)
@@ -241,8 +242,9 @@ deps:
 		root = append(root, "platform", "platform-contract", "sqlfs")
 		writeDeps(&b, m.Name, root, moduleRootVendors, false)
 		if m.Remote {
-			// Generated stubs: the module's api over NATS, through platform/rpc.
-			writeDeps(&b, component(m.Name, remoteComponent), append(ownLayers(m, LayerAPI), "platform", "platform-contract"), []string{"nats"}, false)
+			// Generated stubs: the module's api over NATS, through platform/rpc, and its router. deepScan is off:
+			// the server and the router take any implementation of the api, wherever it comes from.
+			writeDeps(&b, component(m.Name, remoteComponent), append(ownLayers(m, LayerAPI), "platform", "platform-contract"), []string{"nats"}, true)
 		}
 		for _, layer := range m.Layers {
 			var may []string
