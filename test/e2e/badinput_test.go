@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -140,7 +143,6 @@ func TestBadInput(t *testing.T) {
 		{"pay without idempotency key", post("/api/billing/invoices/"+aliceInv.ID+"/pay", alice.Token, `{"payment_method":"pm_card_visa"}`), 400, "billing.idempotency_key_missing"},
 		{"pay another user's invoice", payRequest(bob.Token, aliceInv.ID, "bob-steals", "pm_card_visa"), 404, "billing.invoice_not_found"},
 		{"pay unknown payment method", payRequest(alice.Token, aliceInv.ID, "k-unknown-method", "pm_card_made_up"), 422, ""},
-		{"pay declined card", payRequest(alice.Token, aliceInv.ID, "k-declined", "pm_card_declined"), 402, "billing.payment_declined"},
 		{"pay already paid", payRequest(alice.Token, paidInv.ID, "k-again", "pm_card_visa"), 409, "billing.invoice_already_paid"},
 		{"pay key reused with another body", payRequest(alice.Token, paidInv.ID, "paid-once", "pm_card_mastercard"), 422, "billing.idempotency_key_reused"},
 		{"pay malformed body", harness.Request{Method: "POST", Path: "/api/billing/invoices/" + aliceInv.ID + "/pay", Token: alice.Token, Header: map[string]string{"Idempotency-Key": "k-malformed"}, Body: `{"payment_method":`}, 400, ""},
@@ -158,10 +160,18 @@ func TestBadInput(t *testing.T) {
 		{"unknown path", get("/api/nothing-here", ""), 404, "http.not_found"},
 		{"wrong method", harness.Request{Method: "DELETE", Path: "/api/billing/invoices", Token: alice.Token}, 405, "http.method_not_allowed"},
 	}
+	cases = append(cases, everyEndpoint(alice, aliceInv.ID, tokens, big)...)
+
+	// The setup's own effects settle first (paid-once's notification and report increment), so that what the
+	// bad requests could change is measured against a still picture.
+	harness.Wait(t, eventDeadline, "the setup's payment in the report", func(context.Context) (bool, error) {
+		return totalFor(a.summary(adminToken).Revenue, "EUR").Payments == 1 && len(a.notifications(alice.Token)) > 0, nil
+	})
+	notesBefore, reportBefore := a.notifications(alice.Token), a.summary(adminToken)
 	checkProblems(t, a, cases)
 
 	// Nothing changed: alice still has exactly her two invoices, with the unpaid one still open; bob has none;
-	// no account was created for the rejected signups.
+	// no account was created for the rejected signups; alice's notifications and the report are as they were.
 	invs := a.invoices(alice.Token)
 	if len(invs) != 2 {
 		t.Fatalf("alice has %d invoices after bad input, want 2: %+v", len(invs), invs)
@@ -175,6 +185,65 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("bob has %d invoices, want 0", n)
 	}
 	a.expect(post("/api/auth/login", "", `{"email":"n@example.test","password":"long enough pw"}`), http.StatusUnauthorized)
+	if notes := a.notifications(alice.Token); len(notes) != len(notesBefore) {
+		t.Fatalf("alice has %d notifications after bad input, %d before", len(notes), len(notesBefore))
+	}
+	if report := a.summary(adminToken); !reflect.DeepEqual(report, reportBefore) {
+		t.Fatalf("the report changed after bad input:\n%+v\nbefore:\n%+v", report, reportBefore)
+	}
+	// A declined card is a business answer, not bad input: 402 as problem+json, and the failed attempt is
+	// recorded (so it runs after the checks above); the invoice stays open.
+	checkProblems(t, a, []badCase{
+		{"pay declined card", payRequest(alice.Token, aliceInv.ID, "k-declined", "pm_card_declined"), 402, "billing.payment_declined"},
+	})
+	for _, inv := range a.invoices(alice.Token) {
+		if inv.ID == aliceInv.ID && inv.Status != "open" {
+			t.Fatalf("the declined invoice is %s, want open", inv.Status)
+		}
+	}
+}
+
+// everyEndpoint is the bad input every authenticated endpoint must refuse alike: no token, each forged
+// token, and, for those with a body, one over the size limit and one of another content type.
+func everyEndpoint(alice user, invoiceID string, tokens map[string]string, big string) []badCase {
+	endpoints := []struct {
+		method, path, body string
+		header             map[string]string
+	}{
+		{"GET", "/api/auth/me", "", nil},
+		{"GET", "/api/billing/invoices", "", nil},
+		{"POST", "/api/billing/invoices", `{"amount_minor":100,"currency":"EUR","description":"x"}`, nil},
+		{"GET", "/api/billing/invoices/" + invoiceID, "", nil},
+		{"POST", "/api/billing/invoices/" + invoiceID + "/pay", `{"payment_method":"pm_card_visa"}`, map[string]string{"Idempotency-Key": "k-every"}},
+		{"POST", "/api/billing/plan-upgrade", `{"plan":"pro","payment_method":"pm_card_visa"}`, map[string]string{"Idempotency-Key": "k-every-plan"}},
+		{"GET", "/api/notifications", "", nil},
+		{"GET", "/api/reports/summary", "", nil},
+	}
+	forged := make([]string, 0, len(tokens))
+	for name := range tokens {
+		forged = append(forged, name)
+	}
+	sort.Strings(forged)
+	var cases []badCase
+	for _, e := range endpoints {
+		req := func(token string) harness.Request {
+			return harness.Request{Method: e.method, Path: e.path, Token: token, Header: e.header, Body: e.body}
+		}
+		cases = append(cases, badCase{e.method + " " + e.path + " anonymous", req(""), 401, ""})
+		for _, name := range forged {
+			cases = append(cases, badCase{e.method + " " + e.path + " " + name + " token", req(tokens[name]), 401, "auth.invalid_token"})
+		}
+		if e.body == "" {
+			continue
+		}
+		oversized := req(alice.Token)
+		oversized.Body = big
+		cases = append(cases, badCase{e.method + " " + e.path + " oversized body", oversized, 413, "http.body_too_large"})
+		wrongType := req(alice.Token)
+		wrongType.ContentType = "text/plain"
+		cases = append(cases, badCase{e.method + " " + e.path + " wrong content type", wrongType, 415, "http.unsupported_media_type"})
+	}
+	return cases
 }
 
 // TestLoginThrottling locks an account after repeated failures with 429 and Retry-After, while other
