@@ -468,8 +468,11 @@ func settleConsumers(t *testing.T, p *harness.Process) {
 	r := newRaw(p.BaseURL)
 	harness.Wait(t, time.Duration(soak())*deadline, "every consumer to acknowledge its events", func(ctx context.Context) (bool, error) {
 		status, body, err := r.do(ctx, http.MethodGet, "/api/admin/consumers", admin, nil, nil)
-		if err != nil || status != http.StatusOK {
-			return false, fmt.Errorf("GET /api/admin/consumers: %d %v", status, err)
+		if err != nil {
+			return false, fmt.Errorf("GET /api/admin/consumers: %w", err)
+		}
+		if status != http.StatusOK {
+			return false, fmt.Errorf("GET /api/admin/consumers: status %d", status)
 		}
 		var out struct {
 			Consumers []struct {
