@@ -44,8 +44,11 @@ soak: pg ## Run the fault tests (kills, restarts, failpoints) at SOAK times thei
 	mkdir -p $(BIN)
 	SEAM_SOAK=$(SOAK) $(GO) test -count=1 -v -timeout 60m -run . ./test/fault/ 2>&1 | tee $(BIN)/soak.log | grep -E '^(---|ok|FAIL|PASS)|fault [0-9]'
 
-bench: ## Run the benchmarks
-	$(GO) test -run='^$$' -bench=. -benchmem ./...
+bench: pg ## Run the benchmark suite (test/bench): Seam next to its peers, written to docs/BENCHMARKS.md
+	$(GO) build -o $(BIN)/bench/ ./test/bench
+	@echo "load before: $$(uptime)"
+	./$(BIN)/bench/bench
+	@echo "load after: $$(uptime)"
 
 # Lint steps, in order. lint-seam is `seam check` (cmd/seam): module boundaries on every channel (imports through
 # go-arch-lint, SQL through sqlc, bus declarations) and the freshness of generated code (.go-arch-lint.yml, sqlc
