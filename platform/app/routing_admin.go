@@ -71,35 +71,40 @@ func routingRoutes(r chi.Router, t *route.Table, logger *slog.Logger) {
 		return httpx.WriteJSON(w, http.StatusOK, mod.Snapshot())
 	}))
 	r.Get("/routes/{module}/audit", h(func(w http.ResponseWriter, r *http.Request) error {
-		mod, err := module(r)
+		mod, limit, err := moduleList(r, module)
 		if err != nil {
 			return err
 		}
-		limit, err := listLimit(r)
-		if err != nil {
-			return err
-		}
-		entries, err := mod.Audit(r.Context(), limit)
-		if err != nil {
-			return err
-		}
-		return httpx.WriteJSON(w, http.StatusOK, map[string]any{"audit": nonNil(entries)})
+		return writeList[route.AuditEntry](w, "audit")(mod.Audit(r.Context(), limit))
 	}))
 	r.Get("/routes/{module}/discrepancies", h(func(w http.ResponseWriter, r *http.Request) error {
-		mod, err := module(r)
+		mod, limit, err := moduleList(r, module)
 		if err != nil {
 			return err
 		}
-		limit, err := listLimit(r)
-		if err != nil {
-			return err
-		}
-		ds, err := mod.Discrepancies(r.Context(), limit)
-		if err != nil {
-			return err
-		}
-		return httpx.WriteJSON(w, http.StatusOK, map[string]any{"discrepancies": nonNil(ds)})
+		return writeList[route.Discrepancy](w, "discrepancies")(mod.Discrepancies(r.Context(), limit))
 	}))
+}
+
+// moduleList reads the module and the ?limit= of a listing request.
+func moduleList(r *http.Request, module func(*http.Request) (*route.Module, error)) (*route.Module, int, error) {
+	mod, err := module(r)
+	if err != nil {
+		return nil, 0, err
+	}
+	limit, err := listLimit(r)
+	return mod, limit, err
+}
+
+// writeList returns a function writing a listing as {"<key>": [...]}, or returning the error that reading
+// it failed with.
+func writeList[T any](w http.ResponseWriter, key string) func([]T, error) error {
+	return func(items []T, err error) error {
+		if err != nil {
+			return err
+		}
+		return httpx.WriteJSON(w, http.StatusOK, map[string]any{key: nonNil(items)})
+	}
 }
 
 // rolloutChange validates req and turns it into the change it asks for, made by the caller.
