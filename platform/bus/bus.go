@@ -533,7 +533,7 @@ func StreamName(module string) string { return strings.ToUpper(module) }
 func EventSubject(module, eventType string) string { return module + ".events." + eventType }
 
 // EnsureStream creates module's stream (subjects "<module>.events.>", file storage, duplicate window and
-// replicas from the configuration) or updates it to that configuration.
+// replicas from the configuration, atomic batch publishing allowed) or updates it to that configuration.
 func (b *Bus) EnsureStream(ctx context.Context, module string) (jetstream.Stream, error) {
 	if !moduleName.MatchString(module) {
 		return nil, fmt.Errorf("bus: module name %q must be lower-case letters, digits and underscores", module)
@@ -551,6 +551,8 @@ func (b *Bus) EnsureStream(ctx context.Context, module string) (jetstream.Stream
 		Discard:     jetstream.DiscardOld,
 		Duplicates:  b.cfg.DedupWindow,
 		Replicas:    b.cfg.Replicas,
+		// The outbox relay publishes large batches atomically: one disk sync for the batch under SyncAlways.
+		AllowAtomicPublish: true,
 	}
 	for pause := 100 * time.Millisecond; ; pause = min(2*pause, 2*time.Second) {
 		stream, err := js.CreateOrUpdateStream(ctx, cfg)

@@ -375,6 +375,7 @@ func TestOutboxToInbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	outbox.WakeRelays("billing")
 	eventually(t, 10*time.Second, "the effect of the committed event", func() bool {
 		return count(t, pool, `SELECT count(*) FROM notifications.effects WHERE event_id = $1 AND note = 'inv-7'`, id) == 1
 	})

@@ -73,6 +73,7 @@ func TestOutboxToInboxOnModuleConnections(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		outbox.WakeRelays("billing")
 	}
 	stream, err := b.JetStream().Stream(t.Context(), bus.StreamName("billing"))
 	if err != nil {

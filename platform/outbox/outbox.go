@@ -9,6 +9,15 @@
 // with one exception: when a publish fails in the middle of a batch while later ones in it succeed, the
 // failed event is stored after them on retry. Published rows are deleted after RelayOptions.Retention.
 //
+// Nothing in the commit path signals the relay (a PostgreSQL NOTIFY would serialise the database's commits):
+// a producer calls WakeRelays after its commit, which wakes the relays running in its process within
+// microseconds, and every relay also polls (RelayOptions.PollInterval), which finds the events of producers in
+// other processes, or of one that crashed or did not call WakeRelays, a little later. A relay woken while
+// another holds the lock waits for it, so freshly committed events never wait for the poll behind a batch
+// that began before they committed. The relay sends a batch of events as one JetStream atomic batch (stored
+// all or none, with one disk sync under SyncAlways where single messages take one each) when it is large
+// enough to pay for it, and one event at a time otherwise.
+//
 // With tracing on, an event keeps the trace context it was enqueued in and is published in a producer span
 // of that trace, whose context the message carries to the consumers.
 package outbox
@@ -55,13 +64,10 @@ type Event struct {
 // ErrInvalidEvent is returned (wrapped) by Enqueue for an event that cannot be published.
 var ErrInvalidEvent = errors.New("outbox: invalid event")
 
-// Channel is the PostgreSQL notification channel Enqueue signals and the relay for schema listens on.
-func Channel(schema string) string { return "seam_outbox_" + schema }
-
-// Enqueue records ev in <schema>.outbox inside the caller's transaction tx and signals the relay, which
-// PostgreSQL delivers only if tx commits. It returns the event id. With tracing on, the event keeps the trace
-// context of ctx in its headers, so its publication and its consumers join the trace of the work that
-// caused it.
+// Enqueue records ev in <schema>.outbox inside the caller's transaction tx and returns the event id; the
+// relay publishes it once tx commits. The caller should call WakeRelays(schema) after the commit, so the
+// relay publishes it at once rather than at its next poll. With tracing on, the event keeps the trace context
+// of ctx in its headers, so its publication and its consumers join the trace of the work that caused it.
 func Enqueue(ctx context.Context, tx pgx.Tx, schema string, ev Event) (string, error) {
 	if err := prepare(schema, &ev); err != nil {
 		return "", err
@@ -71,11 +77,9 @@ func Enqueue(ctx context.Context, tx pgx.Tx, schema string, ev Event) (string, e
 	if err != nil {
 		return "", fmt.Errorf("%w: payload of %s: %w", ErrInvalidEvent, ev.Type, err)
 	}
-	sql := `WITH ins AS (
-	INSERT INTO ` + pgx.Identifier{schema, "outbox"}.Sanitize() + ` (id, subject, event_type, aggregate_key, payload, headers)
-	VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq)
-SELECT pg_notify($7, '') FROM ins`
-	if _, err := tx.Exec(ctx, sql, ev.ID, ev.Subject, ev.Type, ev.Key, payload, ev.Headers, Channel(schema)); err != nil {
+	sql := `INSERT INTO ` + pgx.Identifier{schema, "outbox"}.Sanitize() + ` (id, subject, event_type, aggregate_key, payload, headers)
+VALUES ($1, $2, $3, $4, $5, $6)`
+	if _, err := tx.Exec(ctx, sql, ev.ID, ev.Subject, ev.Type, ev.Key, payload, ev.Headers); err != nil {
 		return "", fmt.Errorf("outbox: enqueue %s: %w", ev.Type, err)
 	}
 	return ev.ID, nil

@@ -2,14 +2,18 @@ package outbox
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,9 +29,10 @@ import (
 
 // RelayOptions tune a Relay; zero values take the defaults.
 type RelayOptions struct {
-	// BatchSize is how many events one transaction publishes (default 100).
+	// BatchSize is how many events one transaction publishes (default 1000).
 	BatchSize int
-	// PollInterval is how often the relay looks for events when no notification arrives (default 1s).
+	// PollInterval is how often the relay looks for events when WakeRelays does not wake it first (default
+	// 1s): the latency of events committed by producers in other processes.
 	PollInterval time.Duration
 	// PublishTimeout bounds how long a batch waits for the stream's acknowledgements (default 5s).
 	PublishTimeout time.Duration
@@ -47,7 +52,7 @@ type BacklogObserver interface {
 
 func (o *RelayOptions) setDefaults() {
 	if o.BatchSize <= 0 {
-		o.BatchSize = 100
+		o.BatchSize = 1000
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
@@ -78,8 +83,10 @@ type Relay struct {
 	logger  *slog.Logger
 	opts    RelayOptions
 	table   string
-	channel string
 	lockKey int64
+	// atomicOff is set when the stream refuses atomic batches as disabled or does not know them; only the
+	// relay's loop reads and writes it.
+	atomicOff bool
 
 	mu      sync.Mutex
 	started bool
@@ -99,7 +106,6 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, schema string, logger 
 		logger:  logger.With(slog.String("outbox", schema)),
 		opts:    o,
 		table:   pgx.Identifier{schema, "outbox"}.Sanitize(),
-		channel: Channel(schema),
 		lockKey: lockKey(schema),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -113,8 +119,9 @@ func lockKey(schema string) int64 {
 	return int64(h.Sum64()) //nolint:gosec // any 64 bits will do for a lock key
 }
 
-// Start checks the outbox table is reachable, then relays in the background until Stop: on every
-// notification from Enqueue, and every PollInterval in case one was missed.
+// Start checks the outbox table is reachable, then relays in the background until Stop: whenever a producer
+// in this process calls WakeRelays for the schema, and every PollInterval for the events of other processes
+// (or of a producer that did not wake it).
 func (r *Relay) Start(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -128,13 +135,12 @@ func (r *Relay) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.started, r.cancel = true, cancel
 	wake := make(chan struct{}, 1)
-	var listening sync.WaitGroup
-	listening.Go(func() { r.listen(runCtx, wake) })
+	register(r.schema, wake)
 	go func() {
 		defer close(r.done)
+		defer unregister(r.schema, wake)
+		defer cancel()
 		r.run(runCtx, wake)
-		cancel()
-		listening.Wait()
 	}()
 	r.logger.Info("outbox relay started", slog.Int64("pending", pending))
 	return nil
@@ -163,12 +169,13 @@ func (r *Relay) Stop(ctx context.Context) error {
 	}
 }
 
-// run is the relay loop: relay everything pending, then wait for a notification, the poll interval or Stop.
+// run is the relay loop: relay everything pending, then wait for a wake-up, the poll interval or Stop.
 func (r *Relay) run(ctx context.Context, wake <-chan struct{}) {
 	backoff := time.Duration(0)
 	var lastCleanup, lastObserved time.Time
+	woken := false
 	for {
-		err := r.relayPending(ctx)
+		err := r.relayPending(ctx, woken)
 		if err == nil && r.opts.Retention > 0 && time.Since(lastCleanup) >= cleanupEvery {
 			err = r.cleanup(ctx)
 			if err == nil {
@@ -179,17 +186,18 @@ func (r *Relay) run(ctx context.Context, wake <-chan struct{}) {
 			lastObserved = time.Now()
 			r.observeBacklog(ctx)
 		}
-		wait, woken := r.opts.PollInterval, wake
+		wait, wakeUp := r.opts.PollInterval, wake
 		if err != nil {
-			// Back off fully: notifications do not cut the wait short while the bus or database is failing.
+			// Back off fully: wake-ups do not cut the wait short while the bus or database is failing.
 			backoff = min(max(2*backoff, minBackoff), maxBackoff)
-			wait, woken = backoff, nil
+			wait, wakeUp = backoff, nil
 			if ctx.Err() == nil {
 				r.logger.Warn("outbox relay failed; retrying", slog.Any("error", err), slog.Duration("retry_in", wait))
 			}
 		} else {
 			backoff = 0
 		}
+		woken = false
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -197,12 +205,13 @@ func (r *Relay) run(ctx context.Context, wake <-chan struct{}) {
 			return
 		case <-r.stop:
 			timer.Stop()
-			if err := r.relayPending(ctx); err != nil {
+			if err := r.relayPending(ctx, false); err != nil {
 				r.logger.Warn("outbox relay: final pass failed; events stay in the outbox", slog.Any("error", err))
 			}
 			return
-		case <-woken:
+		case <-wakeUp:
 			timer.Stop()
+			woken = true
 		case <-timer.C:
 		}
 	}
@@ -222,10 +231,12 @@ FROM `+r.table+` WHERE sent_at IS NULL`).Scan(&pending, &oldest)
 	r.opts.Backlog.ObserveOutbox(r.schema, pending, time.Duration(max(oldest, 0)*float64(time.Second)))
 }
 
-// relayPending relays batches until one comes back short.
-func (r *Relay) relayPending(ctx context.Context) error {
-	for {
-		n, err := r.relayBatch(ctx)
+// relayPending relays batches until one comes back short. When woken is set (a producer has just committed
+// events), the first batch waits for the relay lock rather than leaving the events to the relay holding it,
+// whose batch may have begun before they committed.
+func (r *Relay) relayPending(ctx context.Context, woken bool) error {
+	for wait := woken; ; wait = false {
+		n, err := r.relayBatch(ctx, wait)
 		if err != nil {
 			return err
 		}
@@ -247,21 +258,20 @@ type row struct {
 }
 
 // relayBatch locks up to BatchSize unsent events (skipping those another relay holds), publishes them,
-// marks the acknowledged ones sent and commits. It returns how many events it found.
-func (r *Relay) relayBatch(ctx context.Context) (int, error) {
+// marks the acknowledged ones sent and commits. It returns how many events it found. With wait, it waits for
+// a relay holding the lock to finish (see lock).
+func (r *Relay) relayBatch(ctx context.Context, wait bool) (int, error) {
 	tx, err := r.pool.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-	// One relay per outbox publishes at a time, so events go out in outbox order whatever the number of
-	// relays; the others stand by until the lock is free (it ends with the transaction).
-	var active bool
-	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, r.lockKey).Scan(&active); err != nil {
-		return 0, fmt.Errorf("take the relay lock: %w", err)
+	active, err := r.lock(ctx, tx, wait)
+	if err != nil {
+		return 0, err
 	}
 	if !active {
-		return 0, tx.Commit(ctx)
+		return 0, tx.Rollback(ctx)
 	}
 	rows, err := tx.Query(ctx, `SELECT seq, id::text, subject, event_type, aggregate_key, payload, headers, created_at
 FROM `+r.table+` WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, r.opts.BatchSize)
@@ -299,20 +309,188 @@ FROM `+r.table+` WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOC
 	return len(batch), nil
 }
 
-// publish sends batch asynchronously and waits up to PublishTimeout for the acknowledgements; it returns the
-// seqs of the events the stream stored and the first error, if any. With tracing on, each event is published
-// in a producer span that ends with its acknowledgement.
+// lock takes the relay lock in tx; one relay per outbox publishes at a time, so events go out in outbox
+// order whatever the number of relays, and the lock ends with the transaction. Without wait it gives up at
+// once when another relay holds the lock (that relay will find what is pending). With wait, for events a
+// producer has just committed and signalled, it waits up to lockWait for the holder's transaction to end: the
+// holder may have selected its batch before they committed, and, running in another process, it would leave
+// them to its next poll.
+func (r *Relay) lock(ctx context.Context, tx pgx.Tx, wait bool) (bool, error) {
+	var active bool
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, r.lockKey).Scan(&active); err != nil {
+		return false, fmt.Errorf("take the relay lock: %w", err)
+	}
+	if active || !wait {
+		return active, nil
+	}
+	timeout := strconv.FormatInt(r.lockWait().Milliseconds(), 10) + "ms"
+	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, timeout); err != nil {
+		return false, fmt.Errorf("set the relay lock's timeout: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, r.lockKey); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == sqlstateLockNotAvailable {
+			// The holder is stuck; the poll tries again.
+			return false, nil
+		}
+		return false, fmt.Errorf("wait for the relay lock: %w", err)
+	}
+	return true, nil
+}
+
+// sqlstateLockNotAvailable is PostgreSQL's lock_not_available, the error of a lock wait that timed out.
+const sqlstateLockNotAvailable = "55P03"
+
+// lockWait bounds the wait for the relay lock: longer than a batch holding it takes unless it is stuck.
+func (r *Relay) lockWait() time.Duration { return 2*r.opts.PublishTimeout + time.Second }
+
+// Atomic batches: JetStream (2.12 and later, stream option AllowAtomicPublish) stores a batch of messages
+// all or none, and with SyncAlways on a single-server stream it syncs the stream's file once for the whole
+// batch where it syncs once per message otherwise; but each batch is staged in a store of its own that is
+// created and deleted, a fixed cost of several milliseconds. So the relay publishes a batch atomically from
+// atomicMin events on (below that, one by one costs less), at most atomicMax at a time (the server's default
+// limit on a batch's size).
+const (
+	atomicMin = 16
+	atomicMax = 1000
+)
+
+// JetStream's atomic batch headers.
+const (
+	headerBatchID     = "Nats-Batch-Id"
+	headerBatchSeq    = "Nats-Batch-Sequence"
+	headerBatchCommit = "Nats-Batch-Commit"
+)
+
+// errCodeAtomicDisabled is JetStream's "atomic publish is disabled" error code (the stream does not allow
+// atomic batches).
+const errCodeAtomicDisabled = 10174
+
+// publish sends batch to the stream and returns the seqs of the events the stream stored, in outbox order,
+// and the first error, if any; the seqs stop at the first event not known to be stored. A batch of
+// atomicMin events or more is sent as atomic batches; a batch the stream refuses as a whole (one of its
+// events is a duplicate, after a relay crashed between publishing and marking it sent; or the stream does
+// not allow atomic batches) is sent again one event at a time, which stores the events the stream lacks and
+// acknowledges the others as duplicates, so every event is still stored exactly once. With tracing on, each
+// event is published in a producer span that ends with its acknowledgement.
 func (r *Relay) publish(ctx context.Context, batch []row) ([]int64, error) {
-	futures := make([]jetstream.PubAckFuture, 0, len(batch))
+	msgs := make([]*nats.Msg, len(batch))
 	spans := newPublishSpans(len(batch))
+	for i, e := range batch {
+		msgs[i] = message(e)
+		spans.start(ctx, r.schema, e, msgs[i])
+	}
+	if r.atomicOff || len(batch) < atomicMin {
+		return r.publishEach(ctx, batch, msgs, &spans, 0)
+	}
+	sent := make([]int64, 0, len(batch))
+	for from := 0; from < len(batch); from += atomicMax {
+		to := min(from+atomicMax, len(batch))
+		stored, err := r.publishAtomic(ctx, msgs[from:to])
+		if err != nil {
+			spans.endFrom(from, err)
+			return sent, err
+		}
+		if !stored {
+			each, err := r.publishEach(ctx, batch[from:to], msgs[from:to], &spans, from)
+			sent = append(sent, each...)
+			if err != nil {
+				spans.endFrom(to, err)
+				return sent, err
+			}
+			continue
+		}
+		for i := from; i < to; i++ {
+			spans.end(i, nil)
+			sent = append(sent, batch[i].seq)
+		}
+	}
+	return sent, nil
+}
+
+// publishAtomic sends msgs to the stream as one atomic batch and waits up to PublishTimeout for its
+// acknowledgement. It reports whether the stream stored the batch; false with no error means the stream
+// refused it as a whole (and stored none of it as part of the batch), the batch headers are gone from msgs
+// again, and they are to be sent one by one. An error leaves the outcome unknown.
+func (r *Relay) publishAtomic(ctx context.Context, msgs []*nats.Msg) (bool, error) {
+	id, err := uuid.NewRandom()
+	if err != nil {
+		return false, fmt.Errorf("publish: batch id: %w", err)
+	}
+	batchID := id.String()
+	defer func() {
+		for _, msg := range msgs {
+			msg.Header.Del(headerBatchID)
+			msg.Header.Del(headerBatchSeq)
+			msg.Header.Del(headerBatchCommit)
+		}
+	}()
+	nc := r.js.Conn()
+	last := len(msgs) - 1
+	for i, msg := range msgs {
+		msg.Header.Set(headerBatchID, batchID)
+		msg.Header.Set(headerBatchSeq, strconv.Itoa(i+1))
+		if i == last {
+			msg.Header.Set(headerBatchCommit, "1")
+			break
+		}
+		// The staged messages are not acknowledged one by one: a missing one makes the commit fail.
+		if err := nc.PublishMsg(msg); err != nil {
+			return false, fmt.Errorf("publish batch %s: %w", batchID, err)
+		}
+	}
+	reqCtx, cancel := context.WithTimeout(ctx, r.opts.PublishTimeout)
+	defer cancel()
+	resp, err := nc.RequestMsgWithContext(reqCtx, msgs[last])
+	if err != nil {
+		return false, fmt.Errorf("publish batch %s: %w", batchID, err)
+	}
+	var ack struct {
+		Batch string `json:"batch"`
+		Count int    `json:"count"`
+		Error *struct {
+			Code        int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return false, fmt.Errorf("publish batch %s: acknowledgement %q: %w", batchID, resp.Data, err)
+	}
+	switch {
+	case ack.Error != nil:
+		if ack.Error.Code == errCodeAtomicDisabled {
+			r.disableAtomic(ack.Error.Description)
+		}
+		r.logger.Debug("outbox relay: the stream refused an atomic batch; publishing its events one by one",
+			slog.Int("count", len(msgs)), slog.Int("error_code", ack.Error.Code), slog.String("error", ack.Error.Description))
+		return false, nil
+	case ack.Batch != batchID || ack.Count != len(msgs):
+		// A server that does not know atomic batches stored the messages as they came, and did not
+		// acknowledge the ones before the last: publishing them again tells which are stored.
+		r.disableAtomic(fmt.Sprintf("the acknowledgement %q is not a batch's", resp.Data))
+		return false, nil
+	}
+	return true, nil
+}
+
+// disableAtomic makes the relay publish one event at a time from now on.
+func (r *Relay) disableAtomic(why string) {
+	r.atomicOff = true
+	r.logger.Warn("outbox relay: the stream does not take atomic batches; publishing one event at a time",
+		slog.String("reason", why))
+}
+
+// publishEach sends msgs (the messages of batch) asynchronously and waits up to PublishTimeout for the
+// acknowledgements; it returns the seqs of the events stored before the first failure, and that failure.
+// The events' spans are those of spans from index first on.
+func (r *Relay) publishEach(ctx context.Context, batch []row, msgs []*nats.Msg, spans *publishSpans, first int) ([]int64, error) {
+	futures := make([]jetstream.PubAckFuture, 0, len(batch))
 	var firstErr error
-	for _, e := range batch {
-		msg := message(e)
-		spans.start(ctx, r.schema, e, msg)
+	for i, msg := range msgs {
 		f, err := r.js.PublishMsgAsync(msg)
 		if err != nil {
-			firstErr = fmt.Errorf("publish event %s on %s: %w", e.id, e.subject, err)
-			spans.endFrom(len(futures), firstErr)
+			firstErr = fmt.Errorf("publish event %s on %s: %w", batch[i].id, batch[i].subject, err)
+			spans.endFrom(first+i, firstErr)
 			break
 		}
 		futures = append(futures, f)
@@ -323,23 +501,23 @@ func (r *Relay) publish(ctx context.Context, batch []row) ([]int64, error) {
 	for i, f := range futures {
 		select {
 		case <-f.Ok():
-			spans.end(i, nil)
+			spans.end(first+i, nil)
 			// Only the events before the first failure count as sent: a later one is published again
 			// (and dropped by the stream as a duplicate) rather than marked sent ahead of an earlier one.
 			if firstErr == nil {
 				sent = append(sent, batch[i].seq)
 			}
 		case err := <-f.Err():
-			spans.end(i, err)
+			spans.end(first+i, err)
 			if firstErr == nil {
 				firstErr = fmt.Errorf("publish event %s on %s: %w", batch[i].id, batch[i].subject, err)
 			}
 		case <-timer.C:
 			err := fmt.Errorf("publish: no acknowledgement within %s", r.opts.PublishTimeout)
-			spans.endFrom(i, err)
+			spans.endFrom(first+i, err)
 			return sent, errors.Join(firstErr, err)
 		case <-ctx.Done():
-			spans.endFrom(i, ctx.Err())
+			spans.endFrom(first+i, ctx.Err())
 			return sent, errors.Join(firstErr, ctx.Err())
 		}
 	}
@@ -415,55 +593,6 @@ func (p *publishSpans) endFrom(i int, err error) {
 		observe.EndSpan(span, err)
 	}
 	p.spans = p.spans[:min(i, len(p.spans))]
-}
-
-// listen keeps a dedicated connection LISTENing on the schema's channel and signals wake on every
-// notification (and after every reconnect, in case one was missed), until ctx ends.
-func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
-	backoff := time.Duration(0)
-	for {
-		err := r.listenOnce(ctx, wake)
-		if ctx.Err() != nil {
-			return
-		}
-		backoff = min(max(2*backoff, minBackoff), maxBackoff)
-		r.logger.Warn("outbox relay: listening for notifications failed; polling meanwhile",
-			slog.Any("error", err), slog.Duration("retry_in", backoff))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-	}
-}
-
-func (r *Relay) listenOnce(ctx context.Context, wake chan<- struct{}) error {
-	pooled, err := r.pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("acquire: %w", err)
-	}
-	conn := pooled.Hijack()
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		defer cancel()
-		_ = conn.Close(closeCtx) // the connection is discarded either way
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{r.channel}.Sanitize()); err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	for {
-		signal(wake)
-		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return fmt.Errorf("wait for notification: %w", err)
-		}
-	}
-}
-
-func signal(wake chan<- struct{}) {
-	select {
-	case wake <- struct{}{}:
-	default:
-	}
 }
 
 // cleanup deletes events published longer than Retention ago, a bounded batch at a time.

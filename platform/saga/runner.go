@@ -16,6 +16,7 @@ import (
 	"github.com/seamkit/seam/platform/errs"
 	"github.com/seamkit/seam/platform/failpoint"
 	"github.com/seamkit/seam/platform/migrate"
+	"github.com/seamkit/seam/platform/outbox"
 )
 
 // Defaults for Options.
@@ -433,6 +434,8 @@ func (r *Runner) record(ctx context.Context, tx pgx.Tx, inst Instance, i int, na
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("saga %s: commit %s of %s: %w", inst.ID, action, name, err)
 	}
+	// The step may have enqueued events in its transaction.
+	outbox.WakeRelays(r.schema)
 	return nil
 }
 
@@ -446,6 +449,7 @@ WHERE id = $1 RETURNING `+columns, inst.ID, string(status)))
 	if err := tx.Commit(sctx); err != nil {
 		return inst, fmt.Errorf("saga %s: commit %s: %w", inst.ID, status, err)
 	}
+	outbox.WakeRelays(r.schema)
 	attrs := []any{slog.String("saga_id", inst.ID), slog.String("saga_type", inst.Type), slog.String("status", string(status))}
 	if status == StatusCompensated {
 		attrs = append(attrs, slog.String("failed_step", out.FailedStep), slog.String("error", out.Error))

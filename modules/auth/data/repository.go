@@ -65,6 +65,9 @@ func (r *Repository) CreateUser(ctx context.Context, u authdomain.NewUser) (auth
 		created, err = r.insertUser(ctx, tx, u)
 		return err
 	})
+	if err == nil {
+		outbox.WakeRelays(Schema)
+	}
 	return created, err
 }
 
@@ -106,6 +109,9 @@ func (r *Repository) CreateFirstAdmin(ctx context.Context, u authdomain.NewUser,
 	})
 	if err != nil {
 		return false, err
+	}
+	if created {
+		outbox.WakeRelays(Schema)
 	}
 	return created, nil
 }

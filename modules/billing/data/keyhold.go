@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	billingdomain "github.com/seamkit/seam/modules/billing/domain"
+	"github.com/seamkit/seam/platform/outbox"
 )
 
 // idempotencyLockSpace is hashed into the advisory lock id of every idempotency key, so the ids are billing's
@@ -122,11 +123,17 @@ func (h *keyHold) DeleteIdempotencyKey(ctx context.Context, rec billingdomain.Id
 	return claimResult("delete idempotency key", n, err)
 }
 
-// InPaymentTx runs fn in one transaction on the held connection.
+// InPaymentTx runs fn in one transaction on the held connection, then wakes the outbox relay for the events
+// fn published.
 func (h *keyHold) InPaymentTx(ctx context.Context, fn func(ctx context.Context, tx billingdomain.PaymentTx) error) error {
-	return pgx.BeginFunc(ctx, h.conn, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, h.conn, func(tx pgx.Tx) error {
 		return fn(ctx, &paymentTx{tx: tx, q: h.q.WithTx(tx)})
 	})
+	if err != nil {
+		return err
+	}
+	outbox.WakeRelays(Schema)
+	return nil
 }
 
 // Release frees the lock and returns the connection to the pool; when the lock cannot be freed (the

@@ -50,7 +50,7 @@ func (r *Repository) CreateInvoice(ctx context.Context, inv billingapi.Invoice, 
 	if err != nil {
 		return fmt.Errorf("user id: %w", err)
 	}
-	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		_, err := r.q.WithTx(tx).InsertInvoice(ctx, InsertInvoiceParams{
 			ID:          id,
 			UserID:      userID,
@@ -64,6 +64,11 @@ func (r *Repository) CreateInvoice(ctx context.Context, inv billingapi.Invoice, 
 		}
 		return publish(ctx, tx, ev)
 	})
+	if err != nil {
+		return err
+	}
+	outbox.WakeRelays(Schema)
+	return nil
 }
 
 // GetInvoice returns one of userID's invoices, or billingapi.ErrInvoiceNotFound.

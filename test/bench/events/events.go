@@ -291,14 +291,20 @@ func samplePayload() payload {
 		Email: "alice@example.com", AmountMinor: 1250, Currency: "EUR", PaidAt: time.Now().UTC()}
 }
 
-// commit records one event of eventType with key in billing's outbox, in its own transaction.
+// commit records one event of eventType with key in billing's outbox, in its own transaction, and wakes the
+// relay after the commit, as Seam's producers do.
 func (b *Bench) commit(ctx context.Context, eventType, key string) error {
-	return pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
 		if _, err := outbox.Enqueue(ctx, tx, producer, b.event(eventType, key)); err != nil {
 			return fmt.Errorf("events: enqueue: %w", err)
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	outbox.WakeRelays(producer)
+	return nil
 }
 
 // effectTimeout bounds the wait for one event's effect.

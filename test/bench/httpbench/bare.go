@@ -163,10 +163,8 @@ LIMIT $2`
 	sqlInsertInvoice = `INSERT INTO billing.invoices (id, user_id, amount_minor, currency, description, status, created_at)
 VALUES ($1, $2, $3, $4, $5, 'open', $6)
 RETURNING *`
-	sqlEnqueue = `WITH ins AS (
-	INSERT INTO "billing"."outbox" (id, subject, event_type, aggregate_key, payload, headers)
-	VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq)
-SELECT pg_notify($7, '') FROM ins`
+	sqlEnqueue = `INSERT INTO "billing"."outbox" (id, subject, event_type, aggregate_key, payload, headers)
+VALUES ($1, $2, $3, $4, $5, $6)`
 	sqlTryLock   = `SELECT pg_try_advisory_lock($1::bigint) AS locked`
 	sqlUnlock    = `SELECT pg_advisory_unlock($1::bigint) AS unlocked`
 	sqlInsertKey = `INSERT INTO billing.idempotency_keys (user_id, key, request_hash, payment_id, state, created_at, updated_at)
@@ -249,7 +247,7 @@ func enqueue(ctx context.Context, tx pgx.Tx, subject, eventType, key string, pay
 	if err != nil {
 		return fmt.Errorf("event payload: %w", err)
 	}
-	if _, err := tx.Exec(ctx, sqlEnqueue, id.String(), subject, eventType, key, data, map[string]string{}, "seam_outbox_billing"); err != nil {
+	if _, err := tx.Exec(ctx, sqlEnqueue, id.String(), subject, eventType, key, data, map[string]string{}); err != nil {
 		return fmt.Errorf("enqueue: %w", err)
 	}
 	return nil
