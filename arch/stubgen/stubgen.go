@@ -270,8 +270,9 @@ func render(ap *apiPackage, svc *service) ([]byte, error) {
 		w("\treturn resp.Result, err\n}\n\n")
 	}
 	w("// Serve%s serves impl on conn as the NATS micro service %q, one endpoint per method on\n", svc.name, "seam-"+ap.module)
-	w("// seam.rpc.%s.<Method>; several instances share the load. Stop the returned service to stop serving.\n", ap.module)
-	w("func Serve%s(conn *nats.Conn, impl %s, logger *slog.Logger) (micro.Service, error) {\n", svc.name, iface)
+	w("// seam.rpc.%s.<Method> (and on direct lanes, when opts say so); several instances share the load. Stop\n", ap.module)
+	w("// the returned service to stop serving.\n")
+	w("func Serve%s(conn *nats.Conn, impl %s, logger *slog.Logger, opts ...rpc.ServeOption) (micro.Service, error) {\n", svc.name, iface)
 	w("\treturn rpc.Serve(conn, rpc.Service{\n\t\tModule: Module,\n\t\tDescription: %q,\n\t\tLogger: logger,\n\t\tEndpoints: []rpc.Endpoint{\n", iface+" over NATS")
 	for _, m := range svc.methods {
 		var args []string
@@ -292,7 +293,7 @@ func render(ap *apiPackage, svc *service) ([]byte, error) {
 		w("\t\t\t\tresult, err := impl.%s(%s)\n\t\t\t\tif err != nil {\n\t\t\t\t\treturn nil, err\n\t\t\t\t}\n", m.name, strings.Join(args, ", "))
 		w("\t\t\t\treturn &%sResponse{Result: result}, nil\n\t\t\t})},\n", m.name)
 	}
-	w("\t\t},\n\t})\n}\n\n")
+	w("\t\t},\n\t}, opts...)\n}\n\n")
 	renderRouter(w, svc, iface, q)
 
 	pkgName := PackageName(ap.module)

@@ -21,6 +21,7 @@ import (
 	"github.com/seamkit/seam/platform/failpoint"
 	"github.com/seamkit/seam/platform/httpx"
 	"github.com/seamkit/seam/platform/observe"
+	"github.com/seamkit/seam/platform/rpc"
 )
 
 // Module names a module and the fx options that run it in this process.
@@ -143,6 +144,11 @@ func assemble(cfg *Config, logOut io.Writer, extra fx.Option, modules []Module) 
 					OnStop: b.Close,
 				})
 				return b, nil
+			},
+			func(lc fx.Lifecycle) *rpc.Lanes {
+				lanes := rpc.NewLanes(logger)
+				lc.Append(fx.StopHook(lanes.Close))
+				return lanes
 			},
 			NewConsumers,
 			httpx.AsRoutes(adminRoutes),

@@ -19,6 +19,7 @@ import (
 	"github.com/seamkit/seam/platform/failpoint"
 	"github.com/seamkit/seam/platform/httpx"
 	"github.com/seamkit/seam/platform/observe"
+	"github.com/seamkit/seam/platform/rpc"
 )
 
 // Config is the whole configuration of a Seam process. Each module owns its section under modules.<name>.
@@ -31,6 +32,7 @@ type Config struct {
 	HTTP        httpx.Config          `yaml:"http"`
 	Database    db.Config             `yaml:"database"`
 	Bus         bus.Config            `yaml:"bus"`
+	RPC         rpc.Config            `yaml:"rpc"`
 	Inbox       InboxConfig           `yaml:"inbox"`
 	Tracing     observe.TracingConfig `yaml:"tracing"`
 	Modules     map[string]yaml.Node  `yaml:"modules"`
@@ -54,12 +56,21 @@ func (c *Config) SetDefaults() {
 	}
 }
 
+// callOptions are the options of this process's calls to the modules that run elsewhere: on lanes unless
+// rpc.lanes is off.
+func (c *Config) callOptions(lanes *rpc.Lanes) []rpc.CallOption {
+	if !c.RPC.Lanes {
+		return nil
+	}
+	return []rpc.CallOption{rpc.OverLanes(lanes)}
+}
+
 // Validate checks the sections and their relations; errors name the key.
 func (c Config) Validate() error {
 	if strings.TrimSpace(c.DataDir) == "" {
 		return errors.New("data_dir: must not be empty")
 	}
-	for _, v := range []config.Validator{c.Log, c.HTTP, c.Database, c.Bus, c.Inbox, c.Tracing} {
+	for _, v := range []config.Validator{c.Log, c.HTTP, c.Database, c.Bus, c.RPC, c.Inbox, c.Tracing} {
 		if err := v.Validate(); err != nil {
 			return err
 		}

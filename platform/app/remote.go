@@ -74,7 +74,7 @@ type Remote struct {
 // generated <X>Methods. remoteOnly adds options used only when the module runs remote (for example the
 // adapters the process needs over the client, such as auth's token verifier).
 func RemoteAPI[T any](newClient func(conn func() *nats.Conn, opts ...rpc.CallOption) T,
-	serve func(conn *nats.Conn, impl T, logger *slog.Logger) (micro.Service, error),
+	serve func(conn *nats.Conn, impl T, logger *slog.Logger, opts ...rpc.ServeOption) (micro.Service, error),
 	newRouter func(local, remote T, mod *route.Module) T, methods []route.MethodInfo, remoteOnly ...fx.Option) Remote {
 	var none T
 	return Remote{
@@ -89,18 +89,20 @@ func RemoteAPI[T any](newClient func(conn func() *nats.Conn, opts ...rpc.CallOpt
 			return fx.Decorate(func(local T, t *route.Table) T { return newRouter(local, none, t.Module(module)) })
 		},
 		split: func(module string) fx.Option {
-			return fx.Decorate(func(local T, b *bus.Bus, t *route.Table) T {
-				return newRouter(local, newClient(b.Conn), t.Module(module))
+			return fx.Decorate(func(local T, b *bus.Bus, t *route.Table, cfg *Config, lanes *rpc.Lanes) T {
+				return newRouter(local, newClient(b.Conn, cfg.callOptions(lanes)...), t.Module(module))
 			})
 		},
 		remote: func(module string) fx.Option {
 			return fx.Options(
-				fx.Provide(func(b *bus.Bus, t *route.Table) T { return newRouter(none, newClient(b.Conn), t.Module(module)) }),
+				fx.Provide(func(b *bus.Bus, t *route.Table, cfg *Config, lanes *rpc.Lanes) T {
+					return newRouter(none, newClient(b.Conn, cfg.callOptions(lanes)...), t.Module(module))
+				}),
 				fx.Options(remoteOnly...),
 			)
 		},
 		serve: func(module string) fx.Option {
-			return fx.Invoke(func(lc fx.Lifecycle, b *bus.Bus, impl T, logger *slog.Logger) error {
+			return fx.Invoke(func(lc fx.Lifecycle, b *bus.Bus, impl T, logger *slog.Logger, cfg *Config) error {
 				if err := b.Declare(bus.Declaration{Module: module}); err != nil {
 					return err
 				}
@@ -111,7 +113,7 @@ func RemoteAPI[T any](newClient func(conn func() *nats.Conn, opts ...rpc.CallOpt
 						if err != nil {
 							return err
 						}
-						svc, err = serve(conn, impl, observe.ModuleLogger(logger, module))
+						svc, err = serve(conn, impl, observe.ModuleLogger(logger, module), rpc.ServeLanes(cfg.RPC))
 						return err
 					},
 					OnStop: func(context.Context) error { return svc.Stop() },

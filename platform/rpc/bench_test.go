@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seamkit/seam/platform/identity"
+	"github.com/seamkit/seam/platform/observe"
 	"github.com/seamkit/seam/platform/rpc"
 	"github.com/seamkit/seam/platform/rpc/rpctest"
 )
@@ -67,25 +69,40 @@ func BenchmarkCodecGob(b *testing.B) {
 	}
 }
 
-// BenchmarkCallRoundTrip is one full remote call through an embedded NATS server on loopback.
+// BenchmarkCallRoundTrip is one full remote call through an embedded NATS server on loopback, and on a
+// direct lane (found through that server).
 func BenchmarkCallRoundTrip(b *testing.B) {
-	conn := rpctest.Connect(b)
-	in := sampleResponse()
-	svc, err := rpc.Serve(conn, rpc.Service{Module: "bench", Logger: discardLogger(),
-		Endpoints: []rpc.Endpoint{{Method: "Get", Handler: rpc.Handle(func(context.Context, *echoReq) (benchResponse, error) {
-			return in, nil
-		})}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = svc.Stop() })
-	subject := rpc.Subject("bench", "Get")
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		var out benchResponse
-		if err := rpc.Call(ctx, conn, subject, echoReq{Text: "inv"}, &out); err != nil {
-			b.Fatal(err)
+	for _, tr := range []transport{{}, {lanes: rpc.NewLanes(discardLogger())}} {
+		name := "nats"
+		if tr.lanes != nil {
+			name = "lanes"
+			b.Cleanup(func() { _ = tr.lanes.Close() })
 		}
+		b.Run(name, func(b *testing.B) {
+			conn := rpctest.Connect(b)
+			in := sampleResponse()
+			svc, err := rpc.Serve(conn, rpc.Service{Module: "bench", Logger: discardLogger(),
+				Endpoints: []rpc.Endpoint{{Method: "Get", Handler: rpc.Handle(func(context.Context, *echoReq) (benchResponse, error) {
+					return in, nil
+				})}}}, tr.serveOpts()...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = svc.Stop() })
+			if tr.lanes != nil {
+				if n, err := tr.lanes.Open(context.Background(), conn, "bench"); err != nil || n != 1 {
+					b.Fatalf("open a lane: %d, %v", n, err)
+				}
+			}
+			subject := rpc.Subject("bench", "Get")
+			ctx := identity.With(observe.WithRequestID(context.Background(), "req-1"), identity.Principal{UserID: "u-1", Role: identity.RoleUser})
+			b.ReportAllocs()
+			for b.Loop() {
+				var out benchResponse
+				if err := tr.call(ctx, conn, subject, echoReq{Text: "inv"}, &out); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

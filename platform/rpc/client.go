@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/seamkit/seam/platform/errs"
@@ -28,6 +29,7 @@ type callOptions struct {
 	idempotent  bool
 	maxAttempts int
 	backoff     time.Duration
+	lanes       *Lanes
 }
 
 // WithTimeout bounds calls whose context has no deadline (default DefaultTimeout); a context deadline always
@@ -58,8 +60,9 @@ func WithRetry(attempts int, backoff time.Duration) CallOption {
 	}
 }
 
-// Call sends req (JSON-encoded) to subject over conn and decodes the answer into resp, which stays untouched
-// when Call fails. It never waits past ctx's deadline, or DefaultTimeout when ctx has none. Errors:
+// Call sends req (JSON-encoded) to subject and decodes the answer into resp, which stays untouched when
+// Call fails. The call travels on a direct lane to an instance of the module when OverLanes gave it one,
+// and over conn otherwise. It never waits past ctx's deadline, or DefaultTimeout when ctx has none. Errors:
 // the remote *errs.Error rebuilt (errors.Is matches its sentinel); the context's error when ctx ends or the
 // server reported it; ErrUnavailable when no instance answered; *RemoteError for any other remote failure.
 func Call(ctx context.Context, conn *nats.Conn, subject string, req, resp any, opts ...CallOption) (err error) {
@@ -75,17 +78,15 @@ func Call(ctx context.Context, conn *nats.Conn, subject string, req, resp any, o
 	}
 	ctx, cancel := withDefaultTimeout(ctx, o.timeout)
 	defer cancel()
-	msg := nats.NewMsg(subject)
-	msg.Data = data
-	if err := setHeaders(ctx, msg.Header); err != nil {
-		return fmt.Errorf("rpc: %s: %w", subject, err)
+	c := call{conn: conn, subject: subject, data: data}
+	if o.lanes != nil {
+		c.module, c.method, _ = splitSubject(subject)
+		c.lanes = o.lanes
 	}
-	callID := uuid.NewString()
-	msg.Header.Set(HeaderCallID, callID)
 	defer func() {
-		if errors.Is(err, context.Canceled) && conn != nil {
-			// The caller gave up: tell the instance serving the call, so its work stops too.
-			_ = conn.Publish(cancelSubject(subject), []byte(callID))
+		if errors.Is(err, context.Canceled) && c.callID != "" && conn != nil {
+			// The caller gave up: tell the instance serving the call over NATS, so its work stops too.
+			_ = conn.Publish(cancelSubject(subject), []byte(c.callID))
 		}
 	}()
 	attempts := 1
@@ -94,7 +95,7 @@ func Call(ctx context.Context, conn *nats.Conn, subject string, req, resp any, o
 	}
 	pause := o.backoff
 	for attempt := 1; ; attempt++ {
-		err = callOnce(ctx, conn, msg, resp)
+		err = c.once(ctx, resp)
 		if err == nil || attempt >= attempts || !retryable(err) {
 			return err
 		}
@@ -120,6 +121,95 @@ func Call(ctx context.Context, conn *nats.Conn, subject string, req, resp any, o
 	}
 }
 
+// call is one call's state across its attempts: the request, and its headers in each transport's form,
+// built on the first attempt that needs them.
+type call struct {
+	conn            *nats.Conn
+	subject         string
+	data            []byte
+	lanes           *Lanes
+	module, method  string
+	msg             *nats.Msg
+	callID          string
+	headers         laneHeaders
+	headersComplete bool
+}
+
+// once makes one attempt: on a lane when there is one (and the request fits in a frame), else over NATS.
+func (c *call) once(ctx context.Context, resp any) error {
+	if c.lanes != nil && c.module != "" && len(c.data) < maxFrame/2 {
+		if l := c.lanes.pick(c.conn, c.module); l != nil {
+			err := c.overLane(ctx, l, resp)
+			if !errors.Is(err, errLaneGone) {
+				return err
+			}
+		}
+	}
+	return c.overNATS(ctx, resp)
+}
+
+// overLane sends the call on l; errLaneGone means it did not run there.
+func (c *call) overLane(ctx context.Context, l *clientLane, resp any) error {
+	if !c.headersComplete {
+		c.headers = make(laneHeaders, 0, 8)
+		if err := setHeaders(ctx, &c.headers); err != nil {
+			return fmt.Errorf("rpc: %s: %w", c.subject, err)
+		}
+		c.headersComplete = true
+	}
+	typ, payload, err := l.call(ctx, c.method, c.headers, c.data)
+	if err != nil {
+		if errors.Is(err, errLaneGone) {
+			return err
+		}
+		return transportError(ctx, c.subject, err)
+	}
+	switch typ {
+	case frameResult:
+		return decodeResult(c.subject, payload, resp)
+	case frameFailure:
+		return fmt.Errorf("rpc: %s: %w", c.subject, decodeError(c.subject, c.headers.Get(HeaderRequestID), payload))
+	case frameRejected:
+		return errLaneGone
+	default:
+		return transportError(ctx, c.subject, errLaneLost)
+	}
+}
+
+// overNATS sends the call as a NATS request on conn.
+func (c *call) overNATS(ctx context.Context, resp any) error {
+	if c.conn == nil {
+		// A lazily connected client called before its process connected to the bus.
+		return transportError(ctx, c.subject, nats.ErrInvalidConnection)
+	}
+	if c.msg == nil {
+		msg := nats.NewMsg(c.subject)
+		msg.Data = c.data
+		if err := setHeaders(ctx, observe.HeaderCarrier(msg.Header)); err != nil {
+			return fmt.Errorf("rpc: %s: %w", c.subject, err)
+		}
+		c.callID = uuid.NewString()
+		msg.Header.Set(HeaderCallID, c.callID)
+		c.msg = msg
+	}
+	reply, err := c.conn.RequestMsgWithContext(ctx, c.msg)
+	if err != nil {
+		return transportError(ctx, c.subject, err)
+	}
+	if reply.Header.Get(micro.ErrorCodeHeader) != "" {
+		return fmt.Errorf("rpc: %s: %w", c.subject, decodeError(c.subject, c.msg.Header.Get(HeaderRequestID), reply.Data))
+	}
+	return decodeResult(c.subject, reply.Data, resp)
+}
+
+// decodeResult decodes a successful answer into resp.
+func decodeResult(subject string, data []byte, resp any) error {
+	if err := json.Unmarshal(data, resp); err != nil {
+		return fmt.Errorf("rpc: %s: decode response: %w", subject, err)
+	}
+	return nil
+}
+
 // withDefaultTimeout bounds ctx by d unless it already has a deadline.
 func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
@@ -132,40 +222,22 @@ func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, 
 // own deadline.
 var errDefaultTimeout = errors.New("rpc: default timeout")
 
-func setHeaders(ctx context.Context, h nats.Header) error {
+// setHeaders writes the call's headers (request id, principal, deadline, trace context) into h.
+func setHeaders(ctx context.Context, h propagation.TextMapCarrier) error {
 	if id := observe.RequestID(ctx); id != "" {
 		h.Set(HeaderRequestID, id)
 	}
 	if p, ok := identity.From(ctx); ok {
-		b, err := json.Marshal(p)
+		v, err := encodePrincipal(p)
 		if err != nil {
-			return fmt.Errorf("encode principal: %w", err)
+			return err
 		}
-		h.Set(HeaderPrincipal, string(b))
+		h.Set(HeaderPrincipal, v)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		h.Set(HeaderDeadline, strconv.FormatInt(dl.UnixNano(), 10))
 	}
-	observe.InjectTrace(ctx, observe.HeaderCarrier(h))
-	return nil
-}
-
-func callOnce(ctx context.Context, conn *nats.Conn, msg *nats.Msg, resp any) error {
-	subject := msg.Subject
-	if conn == nil {
-		// A lazily connected client called before its process connected to the bus.
-		return transportError(ctx, subject, nats.ErrInvalidConnection)
-	}
-	reply, err := conn.RequestMsgWithContext(ctx, msg)
-	if err != nil {
-		return transportError(ctx, subject, err)
-	}
-	if reply.Header.Get(micro.ErrorCodeHeader) != "" {
-		return fmt.Errorf("rpc: %s: %w", subject, decodeError(subject, msg.Header.Get(HeaderRequestID), reply.Data))
-	}
-	if err := json.Unmarshal(reply.Data, resp); err != nil {
-		return fmt.Errorf("rpc: %s: decode response: %w", subject, err)
-	}
+	observe.InjectTrace(ctx, h)
 	return nil
 }
 

@@ -158,6 +158,15 @@ func encodeError(err error) (w wireError, internal bool) {
 	return wireError{Kind: errs.Internal.String(), Code: ErrRemote.Code, Message: ErrRemote.Message}, true
 }
 
+// encode returns w as JSON (empty if it cannot be encoded, which the caller reads as an unknown failure).
+func (w wireError) encode() []byte {
+	body, err := json.Marshal(w)
+	if err != nil {
+		return nil
+	}
+	return body
+}
+
 // decodeError rebuilds the caller-side error of a response body.
 func decodeError(subject, requestID string, data []byte) error {
 	var w wireError

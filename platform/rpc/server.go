@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/seamkit/seam/platform/identity"
@@ -59,18 +60,33 @@ type Service struct {
 	MaxInFlight int
 }
 
-// Serve starts s on conn as a NATS micro service in queue group seam-<module>, so instances share the load.
-// Every request runs in its own goroutine with a context carrying the caller's deadline, request id,
-// principal and trace context (in a server span when tracing is on), cancelled when the caller cancels the
-// call (its cause ErrCallerCanceled). Answers are published on the request's reply subject, so the micro service's
-// stats count requests but not their errors or processing time. Stop on the returned service stops taking requests and waits for those in
-// flight.
-func Serve(conn *nats.Conn, s Service) (micro.Service, error) {
+// ServeOption adjusts how Serve serves.
+type ServeOption func(*serveOptions)
+
+type serveOptions struct {
+	lanes Config
+}
+
+// ServeLanes makes the server accept direct lanes as cfg says (nothing when cfg.Lanes is off), and announce
+// them on seam.rpc.<module>._lanes to callers whose calls use lanes (OverLanes).
+func ServeLanes(cfg Config) ServeOption { return func(o *serveOptions) { o.lanes = cfg } }
+
+// Serve starts s on conn as a NATS micro service in queue group seam-<module>, so instances share the load,
+// and, with ServeLanes, on direct lanes too. Every request runs in its own goroutine with a context carrying
+// the caller's deadline, request id, principal and trace context (in a server span when tracing is on),
+// cancelled when the caller cancels the call (its cause ErrCallerCanceled). Answers over NATS are published
+// on the request's reply subject, so the micro service's stats count requests but not their errors or
+// processing time. Stop on the returned service stops taking requests and waits for those in flight.
+func Serve(conn *nats.Conn, s Service, opts ...ServeOption) (micro.Service, error) {
 	if s.Module == "" {
 		return nil, errors.New("rpc: serve: module name is empty")
 	}
 	if s.Logger == nil {
 		return nil, fmt.Errorf("rpc: serve %s: logger is nil", s.Module)
+	}
+	var o serveOptions
+	for _, opt := range opts {
+		opt(&o)
 	}
 	if s.Version == "" {
 		s.Version = "1.0.0"
@@ -97,14 +113,28 @@ func Serve(conn *nats.Conn, s Service) (micro.Service, error) {
 		_ = svc.Stop()
 		return nil, fmt.Errorf("rpc: serve %s: cancellations: %w", s.Module, err)
 	}
+	endpoints := make(map[string]endpoint, len(s.Endpoints))
 	for _, ep := range s.Endpoints {
 		subject := Subject(s.Module, ep.Method)
+		endpoints[ep.Method] = endpoint{subject: subject, handler: ep.Handler}
 		if err := svc.AddEndpoint(ep.Method, srv.handler(subject, ep.Handler), micro.WithEndpointSubject(subject)); err != nil {
 			_ = srv.Stop()
 			return nil, fmt.Errorf("rpc: serve %s: endpoint %s: %w", s.Module, ep.Method, err)
 		}
 	}
+	if o.lanes.Lanes {
+		if srv.lanes, err = listenLanes(srv, s.Module, endpoints, o.lanes); err != nil {
+			_ = srv.Stop()
+			return nil, fmt.Errorf("rpc: serve %s: %w", s.Module, err)
+		}
+	}
 	return srv, nil
+}
+
+// endpoint is one served method as lanes dispatch it.
+type endpoint struct {
+	subject string
+	handler Handler
 }
 
 // server is a micro.Service whose Stop also waits for the requests in flight.
@@ -120,6 +150,8 @@ type server struct {
 	// calls holds the cancel function of every call in flight, by call id.
 	calls   map[string]context.CancelCauseFunc
 	cancels *nats.Subscription
+	// lanes accepts direct lanes, when served.
+	lanes *laneServer
 }
 
 // ErrCallerCanceled is the cause of a served call's context when its caller cancelled the call.
@@ -162,20 +194,34 @@ func (s *server) Stop() error {
 	s.mu.Lock()
 	s.stopped = true
 	s.mu.Unlock()
+	if s.lanes != nil {
+		s.lanes.goAway()
+	}
 	s.wg.Wait()
+	if s.lanes != nil {
+		s.lanes.close()
+	}
 	return err
+}
+
+// begin registers a request about to be handled, unless the server is stopping.
+func (s *server) begin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.wg.Add(1)
+	return true
 }
 
 func (s *server) handler(subject string, h Handler) micro.Handler {
 	return micro.HandlerFunc(func(req micro.Request) {
-		s.mu.Lock()
-		if s.stopped {
-			s.mu.Unlock()
-			s.respondError(context.Background(), req, subject, "", ErrUnavailable)
+		if !s.begin() {
+			w, _ := encodeError(ErrUnavailable)
+			s.respondError(req, w)
 			return
 		}
-		s.wg.Add(1)
-		s.mu.Unlock()
 		s.slots <- struct{}{}
 		go func() {
 			defer s.wg.Done()
@@ -185,36 +231,56 @@ func (s *server) handler(subject string, h Handler) micro.Handler {
 	})
 }
 
-// serve answers one request, in a server span that is a child of the caller's when tracing is on.
+// serve answers one request that came over NATS.
 func (s *server) serve(req micro.Request, subject string, h Handler) {
-	ctx, cancel, err := requestContext(req.Headers())
+	headers := observe.HeaderCarrier(req.Headers())
+	ctx, cancel, err := requestContext(context.Background(), headers)
 	defer cancel()
-	ctx, done := s.track(ctx, req.Headers().Get(HeaderCallID))
+	ctx, done := s.track(ctx, headers.Get(HeaderCallID))
 	defer done()
+	body, w := s.outcome(ctx, subject, h, req.Data(), err)
+	if w != nil {
+		s.respondError(req, *w)
+		return
+	}
+	s.reply(req, subject, &nats.Msg{Data: body})
+}
+
+// outcome runs h on the request body in ctx, in a server span that is a child of the caller's when tracing
+// is on, and returns the JSON response or, when the call failed, its wire error (logging the details of a
+// failure that is not client-safe). badHeaders is the error rebuilding ctx from the request's headers.
+func (s *server) outcome(ctx context.Context, subject string, h Handler, data []byte, badHeaders error) ([]byte, *wireError) {
 	ctx, span := startSpan(ctx, subject, trace.SpanKindServer)
+	var body []byte
+	err := badHeaders
 	if err != nil {
 		err = fmt.Errorf("%w: %w", ErrBadRequest, err)
 	} else {
-		err = s.answer(ctx, req, subject, h)
-	}
-	if err != nil {
-		s.respondError(ctx, req, subject, observe.RequestID(ctx), err)
+		body, err = s.answer(ctx, subject, h, data)
 	}
 	endSpan(span, err)
+	if err == nil {
+		return body, nil
+	}
+	w, internal := encodeError(err)
+	if internal {
+		s.logger.ErrorContext(ctx, "rpc: remote call failed", slog.String("subject", subject),
+			slog.String("request_id", observe.RequestID(ctx)), slog.Any("error", err))
+	}
+	return nil, &w
 }
 
-// answer runs h on the request and replies with its response.
-func (s *server) answer(ctx context.Context, req micro.Request, subject string, h Handler) error {
-	resp, err := s.call(ctx, subject, h, req.Data())
+// answer runs h on the request body and encodes its response.
+func (s *server) answer(ctx context.Context, subject string, h Handler, data []byte) ([]byte, error) {
+	resp, err := s.call(ctx, subject, h, data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	body, err := json.Marshal(resp)
 	if err != nil {
-		return fmt.Errorf("encode response: %w", err)
+		return nil, fmt.Errorf("encode response: %w", err)
 	}
-	s.reply(req, subject, &nats.Msg{Data: body})
-	return nil
+	return body, nil
 }
 
 // call runs h, turning a panic into an error so one bad request cannot take the process down.
@@ -227,20 +293,12 @@ func (s *server) call(ctx context.Context, subject string, h Handler, body []byt
 	return h(ctx, body)
 }
 
-func (s *server) respondError(ctx context.Context, req micro.Request, subject, requestID string, err error) {
-	w, internal := encodeError(err)
-	if internal {
-		s.logger.ErrorContext(ctx, "rpc: remote call failed", slog.String("subject", subject),
-			slog.String("request_id", requestID), slog.Any("error", err))
-	}
-	body, mErr := json.Marshal(w)
-	if mErr != nil {
-		body = nil
-	}
+// respondError answers a NATS request with w, the error's kind and code in the micro error headers.
+func (s *server) respondError(req micro.Request, w wireError) {
 	h := nats.Header{}
 	h.Set(micro.ErrorCodeHeader, w.Kind)
 	h.Set(micro.ErrorHeader, w.Code)
-	s.reply(req, subject, &nats.Msg{Header: h, Data: body})
+	s.reply(req, req.Subject(), &nats.Msg{Header: h, Data: w.encode()})
 }
 
 // reply publishes the answer to the request's reply subject directly rather than through micro.Request,
@@ -256,10 +314,10 @@ func (s *server) reply(req micro.Request, subject string, msg *nats.Msg) {
 	}
 }
 
-// requestContext rebuilds the caller's context from the request headers: deadline, request id, principal
-// and trace context.
-func requestContext(h micro.Headers) (context.Context, context.CancelFunc, error) {
-	ctx := context.Background()
+// requestContext rebuilds the caller's context from the request headers, under parent: deadline, request
+// id, principal and trace context.
+func requestContext(parent context.Context, h propagation.TextMapCarrier) (context.Context, context.CancelFunc, error) {
+	ctx := parent
 	cancel := context.CancelFunc(func() {})
 	if v := h.Get(HeaderDeadline); v != "" {
 		ns, err := strconv.ParseInt(v, 10, 64)
@@ -271,10 +329,10 @@ func requestContext(h micro.Headers) (context.Context, context.CancelFunc, error
 	if id := h.Get(HeaderRequestID); id != "" {
 		ctx = observe.WithRequestID(ctx, id)
 	}
-	ctx = observe.ExtractTrace(ctx, observe.HeaderCarrier(h))
+	ctx = observe.ExtractTrace(ctx, h)
 	if v := h.Get(HeaderPrincipal); v != "" {
-		var p identity.Principal
-		if err := json.Unmarshal([]byte(v), &p); err != nil {
+		p, err := decodePrincipal(v)
+		if err != nil {
 			return ctx, cancel, fmt.Errorf("header %s: %w", HeaderPrincipal, err)
 		}
 		ctx = identity.With(ctx, p)

@@ -53,11 +53,11 @@ func check(resp *Response) error {
 	return nil
 }
 
-// seamClient calls with rpc.Call over conn, exactly as a generated client's method does for a
-// //seam:readonly method (which passes rpc.Idempotent()).
-func seamClient(ctx context.Context, conn *nats.Conn, module string) client {
+// seamClient calls with rpc.Call over conn (and on the lanes extra gives it), exactly as a generated
+// client's method does for a //seam:readonly method (which passes rpc.Idempotent()).
+func seamClient(ctx context.Context, conn *nats.Conn, module string, extra ...rpc.CallOption) client {
 	subject := rpc.Subject(module, Method)
-	opts := []rpc.CallOption{rpc.Idempotent()}
+	opts := append([]rpc.CallOption{rpc.Idempotent()}, extra...)
 	callCtx := callerContext(ctx)
 	return client{newOp: func(int) (stats.Op, error) {
 		return func(context.Context) error {

@@ -11,7 +11,8 @@ import (
 
 // peerLabels describe the peers in the tables.
 var peerLabels = map[string]string{
-	PeerSeam:         "**Seam**: `rpc.Call` → NATS server embedded in the caller's process → `rpc.Serve` in the server's",
+	PeerSeam:         "**Seam** as a Seam process runs it: `rpc.Call` on a direct lane (found over NATS) → `rpc.Serve` in the server's",
+	PeerSeamNATS:     "Seam with `rpc.lanes: false`: `rpc.Call` → NATS server embedded in the caller's process → `rpc.Serve`",
 	PeerGRPC:         "gRPC unary (hand-written `grpc.ServiceDesc`, JSON codec), one client connection",
 	PeerHTTP:         "HTTP/1.1 + JSON on chi, keep-alive connections",
 	PeerNATS:         "plain NATS request-reply (`nats.go` `Request`, JSON), same embedded server",
@@ -88,7 +89,7 @@ func (f Figures) Section() report.Section {
 	grpc := med[PeerGRPC]
 	peersTable := report.Table{Header: []string{"peer", "p50 µs (1 caller)", "p99 µs", "calls/s (16)", "calls/s (64)",
 		"CPU µs/call (64)", "p50 / gRPC", "calls/s (64) / gRPC", "issue's reference"}}
-	for _, peer := range Peers[:5] {
+	for _, peer := range Peers[:6] {
 		m := med[peer]
 		peersTable.Rows = append(peersTable.Rows, []string{peerLabels[peer], report.Num(m["p50"]), report.Num(m["p99"]), report.Num(m["r16"]),
 			report.Num(m["r64"]), report.Num(m["cpu"]), fmt.Sprintf("%.2f×", report.Ratio(m["p50"], grpc["p50"])),

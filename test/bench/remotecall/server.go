@@ -29,15 +29,19 @@ const ServerRole = "remote-server"
 
 // Peer names.
 const (
-	PeerSeam = "seam"
-	PeerGRPC = "grpc"
-	PeerHTTP = "http"
-	PeerNATS = "nats"
-	PeerTCP  = "tcp"
+	PeerSeam     = "seam"
+	PeerSeamNATS = "seam-nats"
+	PeerGRPC     = "grpc"
+	PeerHTTP     = "http"
+	PeerNATS     = "nats"
+	PeerTCP      = "tcp"
 )
 
 // Module is the module name Seam's peer serves as; its endpoint is rpc.Subject(Module, Method).
 const Module = "bench"
+
+// ModuleNATS is the module name the NATS-only Seam peer serves as.
+const ModuleNATS = "benchnats"
 
 // Method is the one method served.
 const Method = "GetInvoice"
@@ -69,7 +73,9 @@ func RunServer(params map[string]string) error {
 	)
 	switch peer := params[paramPeer]; peer {
 	case PeerSeam:
-		addr, stop, err = serveSeam(params)
+		addr, stop, err = serveSeam(params, Module, true)
+	case PeerSeamNATS:
+		addr, stop, err = serveSeam(params, ModuleNATS, false)
 	case PeerNATS:
 		addr, stop, err = serveNATS(params)
 	case PeerGRPC:
@@ -88,23 +94,27 @@ func RunServer(params map[string]string) error {
 	return proc.Serve(addr, prof.Commands(served.Load))
 }
 
-// serveSeam serves the method with rpc.Serve, exactly as a generated ServeX does, connected to the
-// caller's embedded NATS server as the module's own user (with the permissions its declaration grants).
-func serveSeam(params map[string]string) (string, func(), error) {
+// serveSeam serves the method as module with rpc.Serve, exactly as a generated ServeX does in a Seam process,
+// connected to the caller's embedded NATS server as the module's own user (with the permissions its
+// declaration grants), with lanes on as by default (rpc.Config's defaults) or off (rpc.lanes: false).
+func serveSeam(params map[string]string, module string, lanes bool) (string, func(), error) {
 	conn, err := nats.Connect(params[paramNATSURL], nats.UserInfo(params[paramUser], params[paramPassword]),
-		nats.CustomInboxPrefix(params[paramInbox]), nats.Name("seam-"+Module))
+		nats.CustomInboxPrefix(params[paramInbox]), nats.Name("seam-"+module))
 	if err != nil {
 		return "", nil, fmt.Errorf("remotecall: connect: %w", err)
 	}
+	var cfg rpc.Config
+	cfg.SetDefaults()
+	cfg.Lanes = lanes
 	svc, err := rpc.Serve(conn, rpc.Service{
-		Module:      Module,
+		Module:      module,
 		Description: "benchmark service",
 		Logger:      slog.New(slog.DiscardHandler),
 		Endpoints: []rpc.Endpoint{{Method: Method, Handler: rpc.Handle(func(_ context.Context, req *Request) (*Response, error) {
 			served.Add(1)
 			return answer(req), nil
 		})}},
-	})
+	}, rpc.ServeLanes(cfg))
 	if err != nil {
 		conn.Close()
 		return "", nil, fmt.Errorf("remotecall: serve: %w", err)
@@ -286,15 +296,24 @@ func readFrame(r io.Reader, buf []byte) ([]byte, error) {
 	return buf[:n], nil
 }
 
+// seamModule is the module Seam's peer serves as.
+func seamModule(peer string) string {
+	if peer == PeerSeamNATS {
+		return ModuleNATS
+	}
+	return Module
+}
+
 // ServerParams returns the parameters of a child serving peer, connecting to the bus b for the NATS peers.
 func ServerParams(peer string, b *bus.Bus, secret string) map[string]string {
 	p := map[string]string{paramPeer: peer}
 	switch peer {
-	case PeerSeam:
+	case PeerSeam, PeerSeamNATS:
+		module := seamModule(peer)
 		p[paramNATSURL] = b.ClientURL()
-		p[paramUser] = Module
-		p[paramPassword] = bus.Password(secret, Module)
-		p[paramInbox] = bus.InboxPrefix(Module)
+		p[paramUser] = module
+		p[paramPassword] = bus.Password(secret, module)
+		p[paramInbox] = bus.InboxPrefix(module)
 	case PeerNATS:
 		p[paramNATSURL] = b.ClientURL()
 		p[paramUser] = bus.SystemUser

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/seamkit/seam/platform/bus"
+	"github.com/seamkit/seam/platform/rpc"
 	"github.com/seamkit/seam/test/bench/proc"
 	"github.com/seamkit/seam/test/bench/prof"
 	"github.com/seamkit/seam/test/bench/stats"
@@ -47,7 +48,7 @@ const (
 )
 
 // Peers are the peers measured, in table order.
-var Peers = []string{PeerSeam, PeerGRPC, PeerHTTP, PeerNATS, PeerTCP, peerSeamSeparate, peerSeamShared}
+var Peers = []string{PeerSeam, PeerSeamNATS, PeerGRPC, PeerHTTP, PeerNATS, PeerTCP, peerSeamSeparate, peerSeamShared}
 
 // twoProcess reports whether peer's server runs in a child process.
 func twoProcess(peer string) bool { return peer != peerSeamShared && peer != peerSeamSeparate }
@@ -73,6 +74,7 @@ type Bench struct {
 	clients  map[string]client
 	services []micro.Service
 	conns    []*nats.Conn
+	lanes    *rpc.Lanes
 }
 
 // Start starts the embedded NATS server in this process as the monolith does (bus.Bus, with JetStream and
@@ -91,8 +93,10 @@ func Start(ctx context.Context, o Options) (_ *Bench, err error) {
 	cfg.StoreDir = o.StoreDir
 	cfg.CredentialsSecret = secret
 	b.bus = bus.New(cfg, slog.New(slog.DiscardHandler))
-	if err := b.bus.DeclareElsewhere(bus.Declaration{Module: Module}); err != nil {
-		return nil, fmt.Errorf("remotecall: %w", err)
+	for _, module := range []string{Module, ModuleNATS} {
+		if err := b.bus.DeclareElsewhere(bus.Declaration{Module: module}); err != nil {
+			return nil, fmt.Errorf("remotecall: %w", err)
+		}
 	}
 	if err := b.bus.Start(ctx); err != nil {
 		return nil, fmt.Errorf("remotecall: %w", err)
@@ -107,7 +111,14 @@ func Start(ctx context.Context, o Options) (_ *Bench, err error) {
 		}
 		b.children[peer] = child
 	}
-	b.clients[PeerSeam] = seamClient(ctx, b.bus.Conn(), Module)
+	// The caller's lanes, as a Seam process holds them; opened before the runs so that none of them is
+	// spent on the calls made over NATS while the first lane opens.
+	b.lanes = rpc.NewLanes(slog.New(slog.DiscardHandler))
+	if n, err := b.lanes.Open(ctx, b.bus.Conn(), Module); err != nil || n != 1 {
+		return nil, fmt.Errorf("remotecall: open a lane to the server: %d lanes (%w)", n, err)
+	}
+	b.clients[PeerSeam] = seamClient(ctx, b.bus.Conn(), Module, rpc.OverLanes(b.lanes))
+	b.clients[PeerSeamNATS] = seamClient(ctx, b.bus.Conn(), ModuleNATS)
 	b.clients[PeerNATS] = natsClient(b.bus.Conn())
 	if b.clients[PeerGRPC], err = grpcClient(b.children[PeerGRPC].Addr); err != nil {
 		return nil, err
@@ -152,6 +163,9 @@ func Start(ctx context.Context, o Options) (_ *Bench, err error) {
 func (b *Bench) Close() {
 	for _, c := range b.clients {
 		c.close()
+	}
+	if b.lanes != nil {
+		_ = b.lanes.Close()
 	}
 	for _, s := range b.services {
 		_ = s.Stop()

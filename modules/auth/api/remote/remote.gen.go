@@ -100,8 +100,9 @@ func (c *authClient) VerifyToken(ctx context.Context, token string) (authapi.Ide
 }
 
 // ServeAuth serves impl on conn as the NATS micro service "seam-auth", one endpoint per method on
-// seam.rpc.auth.<Method>; several instances share the load. Stop the returned service to stop serving.
-func ServeAuth(conn *nats.Conn, impl authapi.Auth, logger *slog.Logger) (micro.Service, error) {
+// seam.rpc.auth.<Method> (and on direct lanes, when opts say so); several instances share the load. Stop
+// the returned service to stop serving.
+func ServeAuth(conn *nats.Conn, impl authapi.Auth, logger *slog.Logger, opts ...rpc.ServeOption) (micro.Service, error) {
 	return rpc.Serve(conn, rpc.Service{
 		Module:      Module,
 		Description: "authapi.Auth over NATS",
@@ -128,7 +129,7 @@ func ServeAuth(conn *nats.Conn, impl authapi.Auth, logger *slog.Logger) (micro.S
 				return &VerifyTokenResponse{Result: result}, nil
 			})},
 		},
-	})
+	}, opts...)
 }
 
 // AuthMethods describes authapi.Auth's methods to platform/route.

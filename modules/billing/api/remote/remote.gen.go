@@ -65,8 +65,9 @@ func (c *billingClient) GetInvoice(ctx context.Context, userID string, invoiceID
 }
 
 // ServeBilling serves impl on conn as the NATS micro service "seam-billing", one endpoint per method on
-// seam.rpc.billing.<Method>; several instances share the load. Stop the returned service to stop serving.
-func ServeBilling(conn *nats.Conn, impl billingapi.Billing, logger *slog.Logger) (micro.Service, error) {
+// seam.rpc.billing.<Method> (and on direct lanes, when opts say so); several instances share the load. Stop
+// the returned service to stop serving.
+func ServeBilling(conn *nats.Conn, impl billingapi.Billing, logger *slog.Logger, opts ...rpc.ServeOption) (micro.Service, error) {
 	return rpc.Serve(conn, rpc.Service{
 		Module:      Module,
 		Description: "billingapi.Billing over NATS",
@@ -80,7 +81,7 @@ func ServeBilling(conn *nats.Conn, impl billingapi.Billing, logger *slog.Logger)
 				return &GetInvoiceResponse{Result: result}, nil
 			})},
 		},
-	})
+	}, opts...)
 }
 
 // BillingMethods describes billingapi.Billing's methods to platform/route.

@@ -65,8 +65,9 @@ func (c *notificationsClient) List(ctx context.Context, userID string, limit int
 }
 
 // ServeNotifications serves impl on conn as the NATS micro service "seam-notifications", one endpoint per method on
-// seam.rpc.notifications.<Method>; several instances share the load. Stop the returned service to stop serving.
-func ServeNotifications(conn *nats.Conn, impl notificationsapi.Notifications, logger *slog.Logger) (micro.Service, error) {
+// seam.rpc.notifications.<Method> (and on direct lanes, when opts say so); several instances share the load. Stop
+// the returned service to stop serving.
+func ServeNotifications(conn *nats.Conn, impl notificationsapi.Notifications, logger *slog.Logger, opts ...rpc.ServeOption) (micro.Service, error) {
 	return rpc.Serve(conn, rpc.Service{
 		Module:      Module,
 		Description: "notificationsapi.Notifications over NATS",
@@ -80,7 +81,7 @@ func ServeNotifications(conn *nats.Conn, impl notificationsapi.Notifications, lo
 				return &ListResponse{Result: result}, nil
 			})},
 		},
-	})
+	}, opts...)
 }
 
 // NotificationsMethods describes notificationsapi.Notifications's methods to platform/route.

@@ -65,8 +65,9 @@ func (c *reportsClient) Summary(ctx context.Context, from string, to string) (re
 }
 
 // ServeReports serves impl on conn as the NATS micro service "seam-reporting", one endpoint per method on
-// seam.rpc.reporting.<Method>; several instances share the load. Stop the returned service to stop serving.
-func ServeReports(conn *nats.Conn, impl reportingapi.Reports, logger *slog.Logger) (micro.Service, error) {
+// seam.rpc.reporting.<Method> (and on direct lanes, when opts say so); several instances share the load. Stop
+// the returned service to stop serving.
+func ServeReports(conn *nats.Conn, impl reportingapi.Reports, logger *slog.Logger, opts ...rpc.ServeOption) (micro.Service, error) {
 	return rpc.Serve(conn, rpc.Service{
 		Module:      Module,
 		Description: "reportingapi.Reports over NATS",
@@ -80,7 +81,7 @@ func ServeReports(conn *nats.Conn, impl reportingapi.Reports, logger *slog.Logge
 				return &SummaryResponse{Result: result}, nil
 			})},
 		},
-	})
+	}, opts...)
 }
 
 // ReportsMethods describes reportingapi.Reports's methods to platform/route.

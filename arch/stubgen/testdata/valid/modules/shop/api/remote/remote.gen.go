@@ -157,8 +157,9 @@ func (c *shopClient) Tags(ctx context.Context, errArg string, arg2 int, byKey ma
 }
 
 // ServeShop serves impl on conn as the NATS micro service "seam-shop", one endpoint per method on
-// seam.rpc.shop.<Method>; several instances share the load. Stop the returned service to stop serving.
-func ServeShop(conn *nats.Conn, impl shopapi.Shop, logger *slog.Logger) (micro.Service, error) {
+// seam.rpc.shop.<Method> (and on direct lanes, when opts say so); several instances share the load. Stop
+// the returned service to stop serving.
+func ServeShop(conn *nats.Conn, impl shopapi.Shop, logger *slog.Logger, opts ...rpc.ServeOption) (micro.Service, error) {
 	return rpc.Serve(conn, rpc.Service{
 		Module:      Module,
 		Description: "shopapi.Shop over NATS",
@@ -205,7 +206,7 @@ func ServeShop(conn *nats.Conn, impl shopapi.Shop, logger *slog.Logger) (micro.S
 				return &TagsResponse{Result: result}, nil
 			})},
 		},
-	})
+	}, opts...)
 }
 
 // ShopMethods describes shopapi.Shop's methods to platform/route.

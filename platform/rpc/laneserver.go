@@ -1,0 +1,258 @@
+package rpc
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// helloTimeout bounds how long an accepted connection may take to present its hello.
+const helloTimeout = 5 * time.Second
+
+// laneServer accepts the lanes of one served module and runs their calls on the server's endpoints.
+type laneServer struct {
+	srv       *server
+	listener  net.Listener
+	endpoints map[string]endpoint
+	announce  []byte
+	token     []byte
+	discovery *nats.Subscription
+
+	mu     sync.Mutex
+	lanes  map[*serverLane]struct{}
+	closed bool
+	// readers counts the accept loop and every lane's reader, so close returns once they are gone.
+	readers sync.WaitGroup
+}
+
+// listenLanes listens on cfg.Listen and answers seam.rpc.<module>._lanes with where and how to reach it.
+func listenLanes(srv *server, module string, endpoints map[string]endpoint, cfg Config) (*laneServer, error) {
+	listener, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("lanes: listen on %s: %w", cfg.Listen, err)
+	}
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret) // never fails (crypto/rand)
+	instance := make([]byte, 8)
+	_, _ = rand.Read(instance)
+	addr := cfg.Advertise
+	if addr == "" {
+		addr = listener.Addr().String()
+	}
+	token := hex.EncodeToString(secret)
+	announce, err := json.Marshal(announcement{Instance: hex.EncodeToString(instance), Addr: addr, Host: hostID(), Token: token})
+	if err != nil {
+		_ = listener.Close()
+		return nil, fmt.Errorf("lanes: announcement: %w", err)
+	}
+	ls := &laneServer{srv: srv, listener: listener, endpoints: endpoints, announce: announce, token: []byte(token),
+		lanes: map[*serverLane]struct{}{}}
+	// Not in a queue group: every instance answers, so a caller learns them all.
+	ls.discovery, err = srv.conn.Subscribe(Subject(module, lanesMethod), func(m *nats.Msg) {
+		if m.Reply != "" {
+			_ = srv.conn.Publish(m.Reply, ls.announce)
+		}
+	})
+	if err == nil {
+		// Once Serve returns, the NATS server knows the subscription: a caller asking next finds this instance.
+		if err = srv.conn.FlushTimeout(helloTimeout); err != nil {
+			_ = ls.discovery.Unsubscribe()
+		}
+	}
+	if err != nil {
+		_ = listener.Close()
+		return nil, fmt.Errorf("lanes: announce: %w", err)
+	}
+	ls.readers.Add(1)
+	go ls.accept()
+	return ls, nil
+}
+
+// accept takes lanes until the listener closes.
+func (ls *laneServer) accept() {
+	defer ls.readers.Done()
+	for {
+		conn, err := ls.listener.Accept()
+		if err != nil {
+			return
+		}
+		ls.readers.Add(1)
+		go ls.open(conn)
+	}
+}
+
+// open checks a new connection's hello, welcomes it and reads its calls until it closes.
+func (ls *laneServer) open(conn net.Conn) {
+	defer ls.readers.Done()
+	r := bufio.NewReaderSize(conn, 64<<10)
+	_ = conn.SetReadDeadline(time.Now().Add(helloTimeout))
+	hello, err := readFrame(r)
+	if err != nil || hello.typ != frameHello || subtle.ConstantTimeCompare(hello.payload, ls.token) != 1 {
+		_ = conn.Close()
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	l := &serverLane{ls: ls, conn: conn, w: newFrameWriter(conn), calls: map[uint64]context.CancelCauseFunc{}}
+	ls.mu.Lock()
+	if ls.closed {
+		ls.mu.Unlock()
+		_ = conn.Close()
+		return
+	}
+	ls.lanes[l] = struct{}{}
+	ls.mu.Unlock()
+	if l.w.send(func(b []byte) []byte { return appendFrame(b, frameWelcome, 0, nil) }) != nil {
+		l.finish()
+		return
+	}
+	l.read(r)
+}
+
+// finish cleans up after a lane that failed or closed: the calls in flight are cancelled (nobody waits for
+// their answers) and the connection closed.
+func (l *serverLane) finish() {
+	l.mu.Lock()
+	for _, cancel := range l.calls {
+		cancel(ErrCallerCanceled)
+	}
+	l.mu.Unlock()
+	l.ls.mu.Lock()
+	delete(l.ls.lanes, l)
+	l.ls.mu.Unlock()
+	_ = l.conn.Close()
+}
+
+// goAway stops announcing, stops accepting and tells every lane to send no more calls.
+func (ls *laneServer) goAway() {
+	if err := ls.discovery.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		ls.srv.logger.Warn("rpc: stop announcing lanes", slog.Any("error", err))
+	}
+	_ = ls.listener.Close()
+	ls.mu.Lock()
+	lanes := make([]*serverLane, 0, len(ls.lanes))
+	for l := range ls.lanes {
+		lanes = append(lanes, l)
+	}
+	ls.mu.Unlock()
+	for _, l := range lanes {
+		_ = l.w.send(func(b []byte) []byte { return appendFrame(b, frameGoAway, 0, nil) })
+	}
+}
+
+// close closes every lane (once the calls in flight are answered) and waits for their readers.
+func (ls *laneServer) close() {
+	ls.mu.Lock()
+	ls.closed = true
+	for l := range ls.lanes {
+		_ = l.conn.Close()
+	}
+	ls.mu.Unlock()
+	ls.readers.Wait()
+}
+
+// serverLane is one accepted lane.
+type serverLane struct {
+	ls   *laneServer
+	conn net.Conn
+	w    *frameWriter
+
+	mu sync.Mutex
+	// calls holds the cancel function of every call in flight, by call id.
+	calls map[uint64]context.CancelCauseFunc
+}
+
+// read reads the lane's frames until a call arrives, then hands the reading to a new goroutine and runs
+// the call itself, so that the call starts without waiting to be scheduled; when the lane fails or closes
+// it finishes it.
+func (l *serverLane) read(r *bufio.Reader) {
+	srv := l.ls.srv
+	for {
+		f, err := readFrame(r)
+		if err != nil {
+			l.finish()
+			return
+		}
+		switch f.typ {
+		case frameRequest:
+			method, headers, body, err := parseRequest(f.payload)
+			if err != nil {
+				l.finish()
+				return
+			}
+			ep, ok := l.ls.endpoints[string(method)]
+			if !ok {
+				l.answer(f.id, nil, &wireError{Kind: ErrBadRequest.Kind.String(), Code: ErrBadRequest.Code,
+					Message: "no such method"})
+				continue
+			}
+			if !srv.begin() {
+				_ = l.w.send(func(b []byte) []byte { return appendFrame(b, frameRejected, f.id, nil) })
+				continue
+			}
+			srv.slots <- struct{}{}
+			// Registered before the call starts, so a cancel frame or the lane closing reaches it.
+			ctx, stop := context.WithCancelCause(context.Background())
+			l.mu.Lock()
+			l.calls[f.id] = stop
+			l.mu.Unlock()
+			l.ls.readers.Add(1)
+			go func() {
+				defer l.ls.readers.Done()
+				l.read(r)
+			}()
+			l.serve(ctx, f.id, ep, headers, body)
+			l.mu.Lock()
+			delete(l.calls, f.id)
+			l.mu.Unlock()
+			stop(nil)
+			<-srv.slots
+			srv.wg.Done()
+			return
+		case frameCancel:
+			l.mu.Lock()
+			cancel := l.calls[f.id]
+			l.mu.Unlock()
+			if cancel != nil {
+				cancel(ErrCallerCanceled)
+			}
+		default:
+			l.finish()
+			return
+		}
+	}
+}
+
+// serve runs one call in ctx (which a cancel frame cancels) and answers it.
+func (l *serverLane) serve(ctx context.Context, id uint64, ep endpoint, headers laneHeaders, data []byte) {
+	ctx, cancel, err := requestContext(ctx, &headers)
+	defer cancel()
+	body, w := l.ls.srv.outcome(ctx, ep.subject, ep.handler, data, err)
+	l.answer(id, body, w)
+}
+
+// answer sends a call's response, or its failure when w is set.
+func (l *serverLane) answer(id uint64, body []byte, w *wireError) {
+	t := frameResult
+	if w == nil && len(body) > maxFrame-frameHeaderLen {
+		werr, _ := encodeError(nil)
+		l.ls.srv.logger.Error("rpc: response too long for a lane", slog.Int("bytes", len(body)))
+		w = &werr
+	}
+	if w != nil {
+		t, body = frameFailure, w.encode()
+	}
+	if err := l.w.send(func(b []byte) []byte { return appendFrame(b, t, id, body) }); err != nil {
+		l.ls.srv.logger.Debug("rpc: answer on a lane", slog.Any("error", err))
+	}
+}
