@@ -294,9 +294,17 @@ func samplePayload() payload {
 // commit records one event of eventType with key in billing's outbox, in its own transaction, and wakes the
 // relay after the commit, as Seam's producers do.
 func (b *Bench) commit(ctx context.Context, eventType, key string) error {
+	return b.commitMany(ctx, eventType, []string{key})
+}
+
+// commitMany records one event of eventType per key in billing's outbox, all in one transaction, and wakes
+// the relay after the commit.
+func (b *Bench) commitMany(ctx context.Context, eventType string, keys []string) error {
 	err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-		if _, err := outbox.Enqueue(ctx, tx, producer, b.event(eventType, key)); err != nil {
-			return fmt.Errorf("events: enqueue: %w", err)
+		for _, key := range keys {
+			if _, err := outbox.Enqueue(ctx, tx, producer, b.event(eventType, key)); err != nil {
+				return fmt.Errorf("events: enqueue: %w", err)
+			}
 		}
 		return nil
 	})
@@ -356,7 +364,7 @@ func (b *Bench) Latency(ctx context.Context, run int) (stats.Latencies, error) {
 
 // Throughput is one sustained run's outcome.
 type Throughput struct {
-	// Committed is the producers' single-event commits per second.
+	// Committed is the events the producers committed per second.
 	Committed float64
 	// Relayed is the events per second the relay published and marked sent during the run.
 	Relayed float64
@@ -369,9 +377,9 @@ type Throughput struct {
 	ProcessCPU, DatabaseCPU float64
 }
 
-// Throughput has Producers goroutines commit one event per transaction as fast as they can for
+// Throughput has Producers goroutines commit perTx events per transaction as fast as they can for
 // ThroughputFor while the relay publishes, then waits for the relay to send what is left.
-func (b *Bench) Throughput(ctx context.Context) (Throughput, error) {
+func (b *Bench) Throughput(ctx context.Context, perTx int) (Throughput, error) {
 	sent0, _, err := b.outboxCounts(ctx)
 	if err != nil {
 		return Throughput{}, err
@@ -385,12 +393,16 @@ func (b *Bench) Throughput(ctx context.Context) (Throughput, error) {
 	start := time.Now()
 	for w := range b.opts.Producers {
 		wg.Go(func() {
+			keys := make([]string, perTx)
 			for i := 0; !stop.Load(); i++ {
-				if err := b.commit(ctx, loadType, strconv.Itoa(w)+"-"+strconv.Itoa(i)); err != nil {
+				for k := range keys {
+					keys[k] = strconv.Itoa(w) + "-" + strconv.Itoa(i) + "-" + strconv.Itoa(k)
+				}
+				if err := b.commitMany(ctx, loadType, keys); err != nil {
 					errs[w] = err
 					return
 				}
-				committed.Add(1)
+				committed.Add(int64(perTx))
 			}
 		})
 	}

@@ -327,11 +327,17 @@ func runEvents(ctx context.Context, cfg Config, pg *cluster.Postgres) (report.Se
 		}
 		figs.Latency = append(figs.Latency, lat)
 		cfg.logf("events, run %d/%d: relay throughput", i+1, cfg.Runs)
-		tp, err := b.Throughput(ctx)
+		tp, err := b.Throughput(ctx, 1)
 		if err != nil {
 			return report.Section{}, err
 		}
 		figs.Throughput = append(figs.Throughput, tp)
+		cfg.logf("events, run %d/%d: relay throughput, producers ahead of it", i+1, cfg.Runs)
+		sat, err := b.Throughput(ctx, events.SaturatingPerTx)
+		if err != nil {
+			return report.Section{}, err
+		}
+		figs.Saturated = append(figs.Saturated, sat)
 		cfg.logf("events, run %d/%d: pgbench and the disk's flush time", i+1, cfg.Runs)
 		cfg.logf("events, run %d/%d: relay capacity", i+1, cfg.Runs)
 		capacity, err := b.Capacity(ctx, int(cfg.scale(3000, 300)))
