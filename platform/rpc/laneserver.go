@@ -103,7 +103,8 @@ func (ls *laneServer) open(conn net.Conn) {
 		return
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	l := &serverLane{ls: ls, conn: conn, w: newFrameWriter(conn), calls: map[uint64]context.CancelCauseFunc{}}
+	l := &serverLane{ls: ls, conn: conn, w: newFrameWriter(conn), r: r, readTurn: make(chan struct{}),
+		done: make(chan struct{}), calls: map[uint64]context.CancelCauseFunc{}}
 	ls.mu.Lock()
 	if ls.closed {
 		ls.mu.Unlock()
@@ -116,7 +117,37 @@ func (ls *laneServer) open(conn net.Conn) {
 		l.finish()
 		return
 	}
-	l.read(r)
+	l.work()
+}
+
+// work takes turns reading the lane and running the calls that arrive, until the lane is finished or no
+// turn came for idleWorker.
+func (l *serverLane) work() {
+	for l.read() {
+		t := time.NewTimer(idleWorker)
+		select {
+		case <-l.readTurn:
+			t.Stop()
+		case <-t.C:
+			return
+		case <-l.done:
+			t.Stop()
+			return
+		}
+	}
+}
+
+// handOver gives the reading to an idle goroutine of the lane, or to a new one.
+func (l *serverLane) handOver() {
+	select {
+	case l.readTurn <- struct{}{}:
+	default:
+		l.ls.readers.Add(1)
+		go func() {
+			defer l.ls.readers.Done()
+			l.work()
+		}()
+	}
 }
 
 // finish cleans up after a lane that failed or closed: the calls in flight are cancelled (nobody waits for
@@ -130,6 +161,7 @@ func (l *serverLane) finish() {
 	l.ls.mu.Lock()
 	delete(l.ls.lanes, l)
 	l.ls.mu.Unlock()
+	close(l.done)
 	_ = l.conn.Close()
 }
 
@@ -161,34 +193,43 @@ func (ls *laneServer) close() {
 	ls.readers.Wait()
 }
 
-// serverLane is one accepted lane.
+// idleWorker is how long a lane's goroutine waits for its next turn to read before it exits.
+const idleWorker = 10 * time.Second
+
+// serverLane is one accepted lane. Its goroutines take turns: the one reading, when a call arrives, hands
+// the reading to an idle one (or a new one) and runs the call itself, then waits for its next turn; so a
+// call starts without waiting to be scheduled, on a goroutine whose stack has already grown to fit a call.
 type serverLane struct {
 	ls   *laneServer
 	conn net.Conn
 	w    *frameWriter
+	r    *bufio.Reader
+	// readTurn hands the reading to an idle goroutine of the lane.
+	readTurn chan struct{}
+	// done is closed when the lane is finished, so idle goroutines exit.
+	done chan struct{}
 
 	mu sync.Mutex
 	// calls holds the cancel function of every call in flight, by call id.
 	calls map[uint64]context.CancelCauseFunc
 }
 
-// read reads the lane's frames until a call arrives, then hands the reading to a new goroutine and runs
-// the call itself, so that the call starts without waiting to be scheduled; when the lane fails or closes
-// it finishes it.
-func (l *serverLane) read(r *bufio.Reader) {
+// read reads the lane's frames until a call arrives, then hands the reading over and runs the call; it
+// reports false when the lane failed or closed instead, after finishing it.
+func (l *serverLane) read() bool {
 	srv := l.ls.srv
 	for {
-		f, err := readFrame(r)
+		f, err := readFrame(l.r)
 		if err != nil {
 			l.finish()
-			return
+			return false
 		}
 		switch f.typ {
 		case frameRequest:
 			method, headers, body, err := parseRequest(f.payload)
 			if err != nil {
 				l.finish()
-				return
+				return false
 			}
 			ep, ok := l.ls.endpoints[string(method)]
 			if !ok {
@@ -206,11 +247,7 @@ func (l *serverLane) read(r *bufio.Reader) {
 			l.mu.Lock()
 			l.calls[f.id] = stop
 			l.mu.Unlock()
-			l.ls.readers.Add(1)
-			go func() {
-				defer l.ls.readers.Done()
-				l.read(r)
-			}()
+			l.handOver()
 			l.serve(ctx, f.id, ep, headers, body)
 			l.mu.Lock()
 			delete(l.calls, f.id)
@@ -218,7 +255,7 @@ func (l *serverLane) read(r *bufio.Reader) {
 			stop(nil)
 			<-srv.slots
 			srv.wg.Done()
-			return
+			return true
 		case frameCancel:
 			l.mu.Lock()
 			cancel := l.calls[f.id]
@@ -228,7 +265,7 @@ func (l *serverLane) read(r *bufio.Reader) {
 			}
 		default:
 			l.finish()
-			return
+			return false
 		}
 	}
 }
