@@ -105,7 +105,7 @@ func LoadModules(root string) ([]Module, error) {
 // module gets it without configuration: a domain may use pure libraries (ids, crypto, tokens) but no
 // infrastructure (SQL drivers, routers, fx, NATS); data may use pgx; the module root wires everything.
 var (
-	platformVendors   = []string{"fx", "chi", "pgx", "goose", "nats", "nats-server", "jwt", "xcrypto", "uuid", "yaml", "prometheus", "otel"}
+	platformVendors   = []string{"fx", "chi", "pgx", "goose", "nats", "nats-server", "jwt", "xcrypto", "uuid", "yaml", "prometheus", "otel", "gojson"}
 	moduleRootVendors = []string{"fx", "chi", "pgx", "uuid"}
 	layerVendors      = map[string][]string{
 		LayerAPI:    nil,
@@ -158,6 +158,7 @@ vendors:
   xcrypto:     { in: [golang.org/x/crypto, golang.org/x/crypto/**] }
   uuid:        { in: github.com/google/uuid }
   yaml:        { in: gopkg.in/yaml.v3 }
+  gojson:      { in: github.com/goccy/go-json }
 
 components:
   cmd:               { in: cmd/** }

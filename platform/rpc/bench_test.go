@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	gojson "github.com/goccy/go-json"
+
 	"github.com/seamkit/seam/platform/identity"
 	"github.com/seamkit/seam/platform/observe"
 	"github.com/seamkit/seam/platform/rpc"
@@ -36,7 +38,7 @@ func sampleResponse() benchResponse {
 		AmountMinor: 1250, Currency: "EUR", Description: "Pro plan, November", Status: "paid", CreatedAt: now, PaidAt: &now}}
 }
 
-// BenchmarkCodecJSON encodes and decodes one response with encoding/json, the codec Call and Serve use.
+// BenchmarkCodecJSON encodes and decodes one response with encoding/json, the standard library's codec.
 func BenchmarkCodecJSON(b *testing.B) {
 	in := sampleResponse()
 	b.ReportAllocs()
@@ -47,6 +49,23 @@ func BenchmarkCodecJSON(b *testing.B) {
 		}
 		var out benchResponse
 		if err := json.Unmarshal(data, &out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCodecGoJSON encodes and decodes one response with github.com/goccy/go-json, the codec Call and
+// Serve use for bodies.
+func BenchmarkCodecGoJSON(b *testing.B) {
+	in := sampleResponse()
+	b.ReportAllocs()
+	for b.Loop() {
+		data, err := gojson.Marshal(in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var out benchResponse
+		if err := gojson.Unmarshal(data, &out); err != nil {
 			b.Fatal(err)
 		}
 	}

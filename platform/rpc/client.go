@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -72,7 +71,7 @@ func Call(ctx context.Context, conn *nats.Conn, subject string, req, resp any, o
 	}
 	ctx, span := startSpan(ctx, subject, trace.SpanKindClient)
 	defer func() { endSpan(span, err) }()
-	data, err := json.Marshal(req)
+	data, err := encodeBody(req)
 	if err != nil {
 		return fmt.Errorf("rpc: %s: encode request: %w", subject, err)
 	}
@@ -204,7 +203,7 @@ func (c *call) overNATS(ctx context.Context, resp any) error {
 
 // decodeResult decodes a successful answer into resp.
 func decodeResult(subject string, data []byte, resp any) error {
-	if err := json.Unmarshal(data, resp); err != nil {
+	if err := decodeBody(data, resp); err != nil {
 		return fmt.Errorf("rpc: %s: decode response: %w", subject, err)
 	}
 	return nil

@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,7 +27,7 @@ type Handler func(ctx context.Context, body []byte) (any, error)
 func Handle[Req, Resp any](fn func(ctx context.Context, req *Req) (Resp, error)) Handler {
 	return func(ctx context.Context, body []byte) (any, error) {
 		req := new(Req)
-		if err := json.Unmarshal(body, req); err != nil {
+		if err := decodeBody(body, req); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
 		return fn(ctx, req)
@@ -276,7 +275,7 @@ func (s *server) answer(ctx context.Context, subject string, h Handler, data []b
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(resp)
+	body, err := encodeBody(resp)
 	if err != nil {
 		return nil, fmt.Errorf("encode response: %w", err)
 	}
