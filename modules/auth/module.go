@@ -38,6 +38,10 @@ const (
 	MinTokenTTL = time.Minute
 	// MaxTokenTTL is the longest access token lifetime the configuration accepts.
 	MaxTokenTTL = 24 * time.Hour
+	// MaxTokenCacheTTL is the longest token_cache_ttl the configuration accepts.
+	MaxTokenCacheTTL = 5 * time.Minute
+	// MaxTokenCacheSize is the largest token_cache_size the configuration accepts.
+	MaxTokenCacheSize = 1_000_000
 )
 
 // Config is the auth module's configuration section (modules.auth, SEAM_AUTH_*).
@@ -56,6 +60,11 @@ type Config struct {
 	// AdminPassword is that admin's password; empty means a random one, written to
 	// <data_dir>/initial-admin-password.
 	AdminPassword string `yaml:"admin_password" secret:"true"`
+	// TokenCacheTTL is how long every process's HTTP layer trusts a token it verified before verifying it
+	// again (never past the token's expiry), whether auth runs in the process or not.
+	TokenCacheTTL time.Duration `yaml:"token_cache_ttl"`
+	// TokenCacheSize is how many verified tokens each process remembers.
+	TokenCacheSize int `yaml:"token_cache_size"`
 }
 
 // SetDefaults fills unset fields.
@@ -71,6 +80,12 @@ func (c *Config) SetDefaults() {
 	}
 	if c.AdminEmail == "" {
 		c.AdminEmail = "admin@seam.local"
+	}
+	if c.TokenCacheTTL == 0 {
+		c.TokenCacheTTL = DefaultTokenCacheTTL
+	}
+	if c.TokenCacheSize == 0 {
+		c.TokenCacheSize = DefaultTokenCacheSize
 	}
 }
 
@@ -97,6 +112,12 @@ func (c Config) Validate() error {
 		if err := authdomain.ValidatePassword(c.AdminPassword); err != nil {
 			return fmt.Errorf("admin_password: %w", err)
 		}
+	}
+	if c.TokenCacheTTL < time.Second || c.TokenCacheTTL > MaxTokenCacheTTL {
+		return fmt.Errorf("token_cache_ttl: must be between 1s and %s, got %s", MaxTokenCacheTTL, c.TokenCacheTTL)
+	}
+	if c.TokenCacheSize < 1 || c.TokenCacheSize > MaxTokenCacheSize {
+		return fmt.Errorf("token_cache_size: must be between 1 and %d, got %d", MaxTokenCacheSize, c.TokenCacheSize)
 	}
 	return nil
 }
@@ -125,12 +146,13 @@ var Module = app.Module{Name: Name, Options: fx.Module(Name,
 	),
 	fx.Provide(
 		func(s *authdomain.Service) authapi.Auth { return s },
-		fx.Annotate(NewTokenVerifier, fx.As(new(httpx.TokenVerifier))),
+		fx.Annotate(newTokenVerifier, fx.As(new(httpx.TokenVerifier))),
 	),
 	fx.Provide(httpx.AsRoutes(newRoutes)),
 ), Remote: app.RemoteAPI(authremote.NewAuthClientFunc, authremote.ServeAuth,
 	authremote.NewAuthRouter, authremote.AuthMethods,
-	fx.Provide(fx.Annotate(NewTokenVerifier, fx.As(new(httpx.TokenVerifier)))))}
+	app.Section[Config](Name),
+	fx.Provide(fx.Annotate(newTokenVerifier, fx.As(new(httpx.TokenVerifier)))))}
 
 // serviceParams is what newService needs from the application.
 type serviceParams struct {

@@ -35,7 +35,8 @@ func TestConfigDefaults(t *testing.T) {
 	if err := config.Decode(nil, &c, "SEAM_AUTH", "modules.auth", nil); err != nil {
 		t.Fatalf("defaults do not validate: %v", err)
 	}
-	want := auth.Config{Issuer: "seam", Audience: "seam", TokenTTL: time.Hour, AdminEmail: "admin@seam.local"}
+	want := auth.Config{Issuer: "seam", Audience: "seam", TokenTTL: time.Hour, AdminEmail: "admin@seam.local",
+		TokenCacheTTL: auth.DefaultTokenCacheTTL, TokenCacheSize: auth.DefaultTokenCacheSize}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Fatalf("defaults (-want +got):\n%s", diff)
 	}
@@ -63,6 +64,14 @@ func TestConfigValidation(t *testing.T) {
 		{"SEAM_AUTH_SIGNING_KEY_SEED=" + base64.StdEncoding.EncodeToString(make([]byte, 16)), "signing_key_seed:"},
 		{"SEAM_AUTH_SIGNING_KEY_SEED=" + base64.RawStdEncoding.EncodeToString(make([]byte, 31)), "signing_key_seed:"},
 		{"SEAM_AUTH_SIGNING_KEY_SEED=" + seed, ""},
+		{"SEAM_AUTH_TOKEN_CACHE_TTL=999ms", "token_cache_ttl:"},
+		{"SEAM_AUTH_TOKEN_CACHE_TTL=-1s", "token_cache_ttl:"},
+		{"SEAM_AUTH_TOKEN_CACHE_TTL=6m", "token_cache_ttl:"},
+		{"SEAM_AUTH_TOKEN_CACHE_TTL=1s", ""},
+		{"SEAM_AUTH_TOKEN_CACHE_TTL=5m", ""},
+		{"SEAM_AUTH_TOKEN_CACHE_SIZE=-1", "token_cache_size:"},
+		{"SEAM_AUTH_TOKEN_CACHE_SIZE=1000001", "token_cache_size:"},
+		{"SEAM_AUTH_TOKEN_CACHE_SIZE=1", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.env, func(t *testing.T) {
