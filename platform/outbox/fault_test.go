@@ -68,14 +68,7 @@ func TestOutOfOrderCommits(t *testing.T) {
 	if slices.Contains(got, txs[1].id) {
 		t.Fatal("the rolled-back event was published")
 	}
-	// A relay marks its batch sent after the stream has it, so the marks may trail the stream briefly.
-	eventually(t, 10*time.Second, "every committed event marked sent", func() bool {
-		var unsent int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM billing.outbox WHERE sent_at IS NULL`).Scan(&unsent); err != nil {
-			t.Fatal(err)
-		}
-		return unsent == 0
-	})
+	eventuallyAllSent(t, pool)
 }
 
 type backlogRecorder struct {

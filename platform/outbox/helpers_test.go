@@ -71,3 +71,16 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// eventuallyAllSent waits until no event of the outbox is unsent: a relay marks its batch sent after the
+// stream has it, so the marks may trail the stream briefly.
+func eventuallyAllSent(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	eventually(t, 10*time.Second, "every event marked sent", func() bool {
+		var unsent int
+		if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM billing.outbox WHERE sent_at IS NULL`).Scan(&unsent); err != nil {
+			t.Fatal(err)
+		}
+		return unsent == 0
+	})
+}
