@@ -97,7 +97,7 @@ func (f Figures) Section() report.Section {
 	}
 	sep, shr := med[peerSeamSeparate], med[peerSeamShared]
 	conn := report.Table{
-		Caption: "Caller and responder in one process (one embedded NATS server, as in `platform/rpc`'s own benchmark): " +
+		Caption: "Over NATS (`rpc.lanes: false`, where the connection layout matters), caller and responder in one process (one embedded NATS server, as in `platform/rpc`'s own benchmark): " +
 			"separate connections, as Seam's processes use them (calls on the platform's connection, api served on the module's), " +
 			"against one shared connection. The issue's reference: sharing loses about 28% at 64 callers.",
 		Header: []string{"variant", "p50 µs (1 caller)", "calls/s (16)", "calls/s (64)", "CPU µs/call (64)"},
@@ -111,25 +111,24 @@ func (f Figures) Section() report.Section {
 	p50Target := report.AtMost("Remote call p50 (1 caller): Seam vs gRPC", report.Ratio(seam["p50"], grpc["p50"]), 0.45, "%.2f×")
 	rateTarget := report.AtLeast("Remote call throughput at 64 callers: Seam vs gRPC", report.Ratio(seam["r64"], grpc["r64"]), 2, "%.2f×")
 	p := f.Profiles
-	nats, tcp := med[PeerNATS], med[PeerTCP]
+	tcp := med[PeerTCP]
 	if !p50Target.Met {
-		p50Target.Limits = fmt.Sprintf("with one caller the call is bound by latency, not CPU. Seam's request crosses four loopback "+
-			"sockets per call (caller → the NATS server → the responder, and back), gRPC's two; one raw TCP round trip takes %s µs "+
-			"here. Plain NATS over the same path takes %s µs, so Seam's rpc layer adds %s µs on top of NATS itself (the headers "+
-			"carrying the request id, principal and deadline, the micro service's dispatch, a goroutine and a context per request); "+
-			"the profile under Findings shows where.", report.Num(tcp["p50"]), report.Num(nats["p50"]), report.Num(seam["p50"]-nats["p50"]))
+		p50Target.Limits = fmt.Sprintf("with one caller the call is bound by latency, not CPU. On its lane Seam's call crosses two "+
+			"loopback sockets, as raw TCP's ping-pong does (%s µs here), and spends the rest in the two processes: the JSON codec, "+
+			"the caller's and the server's contexts, headers and per-call allocations, and two goroutine hand-offs a raw "+
+			"ping-pong does not make (the lane's reader goroutine in the caller passes the answer to the waiting call; the "+
+			"server's reading goroutine hands the reading to another before it runs the call), each a wake-up of a thread that "+
+			"may be parked on an idle CPU. Over NATS (`rpc.lanes: false`) the same call takes %s µs.",
+			report.Num(tcp["p50"]), report.Num(med[PeerSeamNATS]["p50"]))
 	}
 	if !rateTarget.Met {
 		capOf := func(cpu float64) string { return report.Num(float64(runtime.NumCPU()) * 1e6 / cpu) }
 		rateTarget.Limits = fmt.Sprintf("at 64 callers Seam's call used %s µs of CPU per call in both processes against gRPC's %s µs "+
-			"(plain NATS %s µs, raw TCP %s µs): at those costs the machine's %s could complete at most about %s Seam calls/s against "+
-			"%s gRPC calls/s (the processes used %.2f cores in the run; the rest of the shared machine went to other work, see the "+
-			"load averages, or idled while calls waited on their round trips). Doubling gRPC's throughput needs less than half its "+
-			"CPU per call, and NATS alone, on the same server and connections, already costs %s of gRPC's; Seam's rpc layer adds "+
-			"%s µs per call on top. The profile under Findings shows where that CPU goes.",
-			report.Num(seam["cpu"]), report.Num(grpc["cpu"]), report.Num(nats["cpu"]), report.Num(tcp["cpu"]), cores(),
-			capOf(seam["cpu"]), capOf(grpc["cpu"]), seam["r64"]*seam["cpu"]/1e6, report.Pct(report.Ratio(nats["cpu"], grpc["cpu"])),
-			report.Num(seam["cpu"]-nats["cpu"]))
+			"(raw TCP %s µs): at those costs the machine's %s could complete at most about %s Seam calls/s against %s gRPC "+
+			"calls/s (the processes used %.2f cores in the run; the rest of the shared machine went to other work, see the "+
+			"load averages, or idled while calls waited on their round trips). The profile under Findings shows where that CPU goes.",
+			report.Num(seam["cpu"]), report.Num(grpc["cpu"]), report.Num(tcp["cpu"]), cores(),
+			capOf(seam["cpu"]), capOf(grpc["cpu"]), seam["r64"]*seam["cpu"]/1e6)
 	}
 	sec := report.Section{
 		Title: "Remote module call: Seam vs gRPC, HTTP, plain NATS and raw TCP, two processes",
@@ -138,7 +137,9 @@ func (f Figures) Section() report.Section {
 				"in a server role) are two processes on this machine. The request is %d bytes of JSON and the response %d "+
 				"(an `Invoice` shaped like billing's `GetInvoiceResponse`); raw TCP sends frames of the same sizes. "+
 				"Seam's call is `rpc.Call` with `rpc.Idempotent()` against `rpc.Serve`, exactly what a generated "+
-				"client and `Serve<I>` do; the caller's context carries a request id and a principal, as a request "+
+				"client and `Serve<I>` do, with lanes on as a Seam process has them by default (`rpc.ServeLanes` with "+
+				"`rpc.Config`'s defaults, calls with `rpc.OverLanes`; the lane is opened with `rpc.Lanes.Open` before the runs), "+
+				"and again with lanes off, over NATS; the caller's context carries a request id and a principal, as a request "+
 				"handler's does (Seam sends them as headers). The NATS server is embedded in the caller's process, "+
 				"started by `bus.Bus` as the monolith starts it (JetStream on, a user per module): the caller uses the "+
 				"platform's connection and the server connects as the module's own user with its permissions. gRPC uses "+
@@ -171,18 +172,17 @@ func cores() string { return fmt.Sprintf("%d cores", runtime.NumCPU()) }
 // profileFindings says, from the profiles, where Seam's call spends its CPU and allocations.
 func (f Figures) profileFindings(med map[string]map[string]float64, codecMicros float64) string {
 	c, s := f.Profiles.Caller, f.Profiles.Server
-	return fmt.Sprintf("per call, the caller's process (which also runs the embedded NATS server) used %s µs of CPU and the "+
-		"server's %s µs; the embedded NATS server accounts for %s of the caller's process. Caller's CPU by component "+
-		"(inclusive): %s. Server's: %s. Heap allocations per call: %s in the caller's process (%s bytes; %s of the objects "+
-		"allocated by the NATS server), %s in the server's (%s bytes); the largest allocators are listed above. The JSON codec "+
-		"alone costs %s µs per call, %s of the %s µs of CPU Seam's call uses in both processes, so a faster codec would change "+
-		"little: the cost is in moving each call through NATS and Seam's rpc layer (syscalls and wake-ups on four sockets, "+
-		"the server's routing, headers, contexts and per-call allocations).",
+	return fmt.Sprintf("per call, the caller's process used %s µs of CPU and the server's %s µs; the embedded NATS server, "+
+		"which the calls no longer cross, accounts for %s of the caller's process. Caller's CPU by component (inclusive): %s. "+
+		"Server's: %s. Heap allocations per call: %s in the caller's process (%s bytes), %s in the server's (%s bytes); the "+
+		"largest allocators are listed above. encoding/json alone costs %s µs per call (request and response, both ways); "+
+		"Seam's bodies use goccy/go-json, about a quarter of that (platform/rpc BenchmarkCodec*), within the %s µs of CPU "+
+		"Seam's call uses in both processes. The rest is syscalls on the two sockets (writes coalesce when calls overlap), "+
+		"goroutine wake-ups, and each call's context, headers and frames.",
 		report.Num(report.Micros(c.CPUPerCall)), report.Num(report.Micros(s.CPUPerCall)),
 		report.Pct(c.CPU.Component("NATS server (embedded)").Inclusive), prof.Summary(c.CPU, 0.02), prof.Summary(s.CPU, 0.02),
-		report.Num(c.AllocsPerCall), report.Num(c.BytesPerCall), report.Pct(c.Allocs.Component("NATS server (embedded)").Inclusive),
-		report.Num(s.AllocsPerCall), report.Num(s.BytesPerCall), report.Num(codecMicros),
-		report.Pct(report.Ratio(codecMicros, med[PeerSeam]["cpu"])), report.Num(med[PeerSeam]["cpu"])) + f.replyPermissions()
+		report.Num(c.AllocsPerCall), report.Num(c.BytesPerCall), report.Num(s.AllocsPerCall), report.Num(s.BytesPerCall),
+		report.Num(codecMicros), report.Num(med[PeerSeam]["cpu"])) + f.replyPermissions()
 }
 
 // replyPermissions points out the NATS server's pruning of reply permissions when the profile shows it.
