@@ -1,13 +1,16 @@
 // Package inbox consumes events from JetStream through durable consumers and applies each one exactly once,
-// recording its id in the module's inbox table in the same transaction as the handler's effect.
+// recording its id in the module's inbox table in the same transaction as the handler's effect. The events
+// already waiting when a consumer is free are applied together, up to Subscription.BatchSize of them in one
+// transaction, each under its own savepoint, and acknowledged once it commits.
 //
-// A handler error rolls the transaction back and the event is redelivered after Subscription.Backoff, up to
-// Subscription.MaxDeliver times; after that, or at once for an error wrapped with Permanent, the event is
-// stored in the module's dead-letter table (<schema>.dead_letters) with its error and then terminated, while
-// later events keep flowing. An operator retries (Consumer.Retry) or discards (DiscardDeadLetter) it. While the database is unreachable an event is retried in place,
-// keeping its delivery alive, so an outage does not use up deliveries. A message without a UUID in its
-// Nats-Msg-Id header is terminated and logged. With tracing on, each delivery is handled in a consumer span,
-// a child of the trace context the message carries.
+// A handler error rolls back its event's savepoint (its effect and inbox record, not the other events') and
+// the event is redelivered after Subscription.Backoff, up to Subscription.MaxDeliver times; after that, or
+// at once for an error wrapped with Permanent, the event is stored in the module's dead-letter table
+// (<schema>.dead_letters) with its error and then terminated, while later events keep flowing. An operator
+// retries (Consumer.Retry) or discards (DiscardDeadLetter) it. While the database is unreachable the events
+// are retried in place, keeping their deliveries alive, so an outage does not use up deliveries. A message
+// without a UUID in its Nats-Msg-Id header is terminated and logged. With tracing on, each delivery is
+// handled in a consumer span, a child of the trace context the message carries.
 package inbox
 
 import (
@@ -23,6 +26,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -87,6 +91,9 @@ type Subscription struct {
 	// Backoff is the delay before the n-th retry of a failed handler, the last value repeating
 	// (default 1s, 5s, 30s, 1m).
 	Backoff []time.Duration
+	// BatchSize is the most events applied in one transaction (default DefaultBatchSize); a consumer takes
+	// only the events already waiting, never waiting for more, and 1 gives each event a transaction of its own.
+	BatchSize int
 }
 
 func (s *Subscription) setDefaults() {
@@ -98,6 +105,9 @@ func (s *Subscription) setDefaults() {
 	}
 	if len(s.Backoff) == 0 {
 		s.Backoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, time.Minute}
+	}
+	if s.BatchSize == 0 {
+		s.BatchSize = DefaultBatchSize
 	}
 }
 
@@ -117,6 +127,9 @@ func (s Subscription) validate() error {
 	if s.MaxDeliver < -1 {
 		return fmt.Errorf("inbox: consumer %s: max deliver must be positive or -1, got %d", s.Name, s.MaxDeliver)
 	}
+	if s.BatchSize < 0 {
+		return fmt.Errorf("inbox: consumer %s: batch size must be positive (or 0 for the default), got %d", s.Name, s.BatchSize)
+	}
 	for _, d := range s.Backoff {
 		if d <= 0 {
 			return fmt.Errorf("inbox: consumer %s: backoff delays must be positive, got %s", s.Name, d)
@@ -125,16 +138,26 @@ func (s Subscription) validate() error {
 	return nil
 }
 
+// DefaultBatchSize is how many waiting events a consumer applies in one transaction unless
+// Subscription.BatchSize says otherwise.
+const DefaultBatchSize = 32
+
 const (
-	// prefetch is how many messages the client buffers; small, so buffered messages do not outlive AckWait.
+	// prefetch is how many messages the client buffers beyond the queue of a batch; small, so buffered
+	// messages do not outlive AckWait.
 	prefetch      = 10
 	ackTimeout    = 10 * time.Second
 	minRetryDelay = 100 * time.Millisecond
 	maxRetryDelay = 10 * time.Second
 )
 
-// Consumer runs one durable consumer for a module, handling its events one at a time in order. Consumers
-// with the same name in several processes share the events; each is applied once.
+// errTxBroken reports that a failed handler left the batch's transaction unusable: the handler's event has
+// its outcome, the batch's other events are applied again in a new transaction.
+var errTxBroken = errors.New("inbox: a failed handler left the transaction unusable")
+
+// Consumer runs one durable consumer for a module, handling its events in order, those already waiting
+// together in one transaction. Consumers with the same name in several processes share the events; each is
+// applied once.
 type Consumer struct {
 	pool   *pgxpool.Pool
 	js     jetstream.JetStream
@@ -143,14 +166,17 @@ type Consumer struct {
 	sub    Subscription
 	logger *slog.Logger
 
-	mu       sync.Mutex
-	started  bool
-	stopped  bool
-	halted   bool
-	cc       jetstream.ConsumeContext
-	cancel   context.CancelFunc
-	ctx      context.Context
-	inflight sync.WaitGroup
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	cc      jetstream.ConsumeContext
+	cancel  context.CancelFunc
+	ctx     context.Context
+	// queue holds the messages received and not yet taken by the worker, at most a batch.
+	queue chan jetstream.Msg
+	// drained is closed by Stop once every message received is in the queue; done when the worker returns.
+	drained chan struct{}
+	done    chan struct{}
 }
 
 // NewConsumer prepares a consumer that records handled events in <schema>.inbox.
@@ -198,7 +224,9 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return fmt.Errorf("inbox: consumer %s on stream %s: %w", c.sub.Name, c.sub.Stream, err)
 	}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	cc, err := cons.Consume(c.handle,
+	c.queue = make(chan jetstream.Msg, c.sub.BatchSize)
+	c.drained, c.done = make(chan struct{}), make(chan struct{})
+	cc, err := cons.Consume(c.enqueue,
 		jetstream.PullMaxMessages(prefetch),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			c.logger.Warn("consumer error", slog.Any("error", err))
@@ -207,6 +235,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		c.cancel()
 		return fmt.Errorf("inbox: consume %s: %w", c.sub.Name, err)
 	}
+	go c.run()
 	c.started, c.cc = true, cc
 	c.logger.Info("consumer started", slog.String("stream", c.sub.Stream), slog.Any("subjects", c.sub.Subjects))
 	return nil
@@ -225,35 +254,120 @@ func (c *Consumer) Stop(ctx context.Context) error {
 	cc := c.cc
 	c.mu.Unlock()
 	cc.Drain()
-	var err error
-	select {
-	case <-cc.Closed():
-	case <-ctx.Done():
-		err = fmt.Errorf("inbox: stop consumer %s: %w", c.sub.Name, ctx.Err())
-	}
-	c.mu.Lock()
-	c.halted = true
-	c.mu.Unlock()
+	err := c.await(ctx, cc.Closed())
 	cc.Stop()
-	if err != nil {
-		c.cancel()
+	if err == nil {
+		// Every message received is queued now: the worker handles them, then returns.
+		close(c.drained)
+		err = c.await(ctx, c.done)
 	}
-	c.inflight.Wait()
 	c.cancel()
+	<-c.done
 	c.logger.Info("consumer stopped")
 	return err
 }
 
-func (c *Consumer) handle(msg jetstream.Msg) {
-	c.mu.Lock()
-	if c.halted {
-		c.mu.Unlock()
-		return
+// await waits for ch to close, or for ctx to end.
+func (c *Consumer) await(ctx context.Context, ch <-chan struct{}) error {
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("inbox: stop consumer %s: %w", c.sub.Name, ctx.Err())
 	}
-	c.inflight.Add(1)
-	c.mu.Unlock()
-	defer c.inflight.Done()
+}
 
+// enqueue hands a received message to the worker; once the consumer is abandoning its events, it drops the
+// message instead, which the bus delivers again later.
+func (c *Consumer) enqueue(msg jetstream.Msg) {
+	select {
+	case c.queue <- msg:
+	case <-c.ctx.Done():
+	}
+}
+
+// run is the consumer's worker: it takes the messages waiting in the queue, as many as a batch holds and
+// without waiting for more, and handles them together, until Stop.
+func (c *Consumer) run() {
+	defer close(c.done)
+	batch := make([]jetstream.Msg, 0, c.sub.BatchSize)
+	for c.ctx.Err() == nil {
+		select {
+		case msg := <-c.queue:
+			batch = append(batch[:0], msg)
+		case <-c.drained:
+			select {
+			case msg := <-c.queue:
+				batch = append(batch[:0], msg)
+			default:
+				return
+			}
+		case <-c.ctx.Done():
+			return
+		}
+		c.handle(c.fill(batch))
+	}
+}
+
+// fill appends to batch the messages already waiting, up to the batch size.
+func (c *Consumer) fill(batch []jetstream.Msg) []jetstream.Msg {
+	for len(batch) < c.sub.BatchSize {
+		select {
+		case msg := <-c.queue:
+			batch = append(batch, msg)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// event is a received message on its way through a batch.
+type event struct {
+	msg    jetstream.Msg
+	meta   *jetstream.MsgMetadata
+	m      Message
+	logger *slog.Logger
+	// ctx carries the event's consumer span.
+	ctx  context.Context
+	span trace.Span
+	// applied is whether the handler ran in the transaction (false for a duplicate); err is the handler's
+	// error, which rolled back this event's savepoint only.
+	applied bool
+	err     error
+}
+
+// handle applies msgs in order and settles each once its transaction has committed: acknowledged, or, if
+// its handler failed, retried later or dead-lettered. If the consumer stops first, they are left for
+// redelivery.
+func (c *Consumer) handle(msgs []jetstream.Msg) {
+	evs := make([]*event, 0, len(msgs))
+	for _, msg := range msgs {
+		if e := c.receive(msg); e != nil {
+			evs = append(evs, e)
+		}
+	}
+	for len(evs) > 0 {
+		n, err := c.apply(evs)
+		if err != nil {
+			for _, e := range evs {
+				e.logger.InfoContext(e.ctx, "consumer stopping; event left for redelivery")
+				cause := e.err
+				if cause == nil {
+					cause = err
+				}
+				endSpan(e.span, false, cause)
+			}
+			return
+		}
+		c.settle(evs[:n])
+		evs = evs[n:]
+	}
+}
+
+// receive checks msg and starts its consumer span; a message without a valid event id or JetStream
+// metadata is dropped (nil).
+func (c *Consumer) receive(msg jetstream.Msg) *event {
 	id := msg.Headers().Get(bus.HeaderMsgID)
 	logger := c.logger.With(slog.String("subject", msg.Subject()), slog.String("event_id", id))
 	if _, err := uuid.Parse(id); err != nil {
@@ -261,46 +375,77 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 		if err := msg.TermWithReason("no valid event id"); err != nil {
 			logger.Warn("terminate message", slog.Any("error", err))
 		}
-		return
+		return nil
 	}
 	meta, err := msg.Metadata()
 	if err != nil {
 		logger.Error("message without JetStream metadata; dropping it", slog.Any("error", err))
-		return
+		return nil
 	}
 	m := message(id, msg, meta)
-
 	ctx, span := c.startSpan(m, meta.NumDelivered)
-	applied, err := c.apply(ctx, m, logger, msg)
-	defer endSpan(span, applied, err)
-	switch {
-	case err == nil:
-		// Fault tests crash here: the effect is committed, the event not yet acknowledged.
+	return &event{msg: msg, meta: meta, m: m, logger: logger, ctx: ctx, span: span}
+}
+
+// settle tells the bus what became of the events of a committed transaction: the applied ones are
+// acknowledged (every acknowledgement sent before waiting for the confirmations), the failed ones retried
+// or dead-lettered.
+func (c *Consumer) settle(evs []*event) {
+	var ok []*event
+	for _, e := range evs {
+		if e.err == nil {
+			ok = append(ok, e)
+		}
+	}
+	if len(ok) > 0 {
+		// Fault tests crash here: the effects are committed, the events not yet acknowledged.
 		if err := failpoint.Inject("inbox.after_commit"); err != nil {
-			logger.WarnContext(ctx, "event left unacknowledged", slog.Any("error", err))
-			return
+			for _, e := range ok {
+				e.logger.WarnContext(e.ctx, "event left unacknowledged", slog.Any("error", err))
+			}
+			ok = nil
 		}
-		ackCtx, cancel := context.WithTimeout(ctx, ackTimeout)
-		defer cancel()
-		if err := msg.DoubleAck(ackCtx); err != nil {
-			logger.WarnContext(ctx, "acknowledge event (it will be redelivered and skipped)", slog.Any("error", err))
+	}
+	var wg sync.WaitGroup
+	for _, e := range ok {
+		wg.Go(func() { c.ack(e) })
+	}
+	wg.Wait()
+	for _, e := range evs {
+		if e.err != nil {
+			c.fail(e)
 		}
-		if applied {
-			logger.DebugContext(ctx, "event handled")
-		} else {
-			logger.DebugContext(ctx, "duplicate event skipped")
-		}
-	case c.ctx.Err() != nil:
-		logger.InfoContext(ctx, "consumer stopping; event left for redelivery")
-	case errors.Is(err, ErrPermanent), c.sub.MaxDeliver > 0 && meta.NumDelivered >= uint64(c.sub.MaxDeliver):
-		c.giveUp(ctx, m, msg, int(meta.NumDelivered), err, logger)
-	default:
-		delay := c.sub.Backoff[min(int(meta.NumDelivered), len(c.sub.Backoff))-1]
-		logger.WarnContext(ctx, "event handler failed; will retry", slog.Any("error", err),
-			slog.Uint64("deliveries", meta.NumDelivered), slog.Duration("retry_in", delay))
-		if err := msg.NakWithDelay(delay); err != nil {
-			logger.WarnContext(ctx, "negative acknowledge (the event will be redelivered after the ack wait)", slog.Any("error", err))
-		}
+		endSpan(e.span, e.applied, e.err)
+	}
+}
+
+// ack acknowledges an event whose effect is committed, waiting for the bus to confirm it.
+func (c *Consumer) ack(e *event) {
+	ctx, cancel := context.WithTimeout(e.ctx, ackTimeout)
+	defer cancel()
+	if err := e.msg.DoubleAck(ctx); err != nil {
+		e.logger.WarnContext(e.ctx, "acknowledge event (it will be redelivered and skipped)", slog.Any("error", err))
+	}
+	if e.applied {
+		e.logger.DebugContext(e.ctx, "event handled")
+	} else {
+		e.logger.DebugContext(e.ctx, "duplicate event skipped")
+	}
+}
+
+// fail has an event whose handler failed delivered again after its backoff, or moves it to the dead-letter
+// store if the error is permanent or the event has used up its deliveries.
+func (c *Consumer) fail(e *event) {
+	deliveries := e.meta.NumDelivered
+	if errors.Is(e.err, ErrPermanent) || c.sub.MaxDeliver > 0 && deliveries >= uint64(c.sub.MaxDeliver) {
+		c.giveUp(e.ctx, e.m, e.msg, int(deliveries), e.err, e.logger)
+		return
+	}
+	delay := c.sub.Backoff[min(int(deliveries), len(c.sub.Backoff))-1]
+	e.logger.WarnContext(e.ctx, "event handler failed; will retry", slog.Any("error", e.err),
+		slog.Uint64("deliveries", deliveries), slog.Duration("retry_in", delay))
+	if err := e.msg.NakWithDelay(delay); err != nil {
+		e.logger.WarnContext(e.ctx, "negative acknowledge (the event will be redelivered after the ack wait)", slog.Any("error", err))
 	}
 }
 
@@ -367,61 +512,108 @@ func message(id string, msg jetstream.Msg, meta *jetstream.MsgMetadata) Message 
 	}
 }
 
-// infraError marks a failure of the database rather than of the handler's logic.
-type infraError struct{ err error }
-
-func (e infraError) Error() string { return e.err.Error() }
-func (e infraError) Unwrap() error { return e.err }
-
-// apply handles m, retrying in place (keeping the message's delivery alive) while the database is
-// unreachable, so an outage does not use up the event's deliveries. It reports whether the handler ran
-// (false for a duplicate).
-func (c *Consumer) apply(ctx context.Context, m Message, logger *slog.Logger, msg jetstream.Msg) (bool, error) {
+// apply applies evs in one transaction, or as many of them as fit in half the ack wait (n), retrying in
+// place (keeping the messages' deliveries alive) while the database is unreachable, so an outage does not
+// use up deliveries. It fails only when the consumer stops first.
+func (c *Consumer) apply(evs []*event) (int, error) {
 	delay := time.Duration(0)
 	for {
-		applied, err := c.applyOnce(ctx, m, logger)
-		var infra infraError
-		if !errors.As(err, &infra) || ctx.Err() != nil {
-			return applied, err
+		n, err := c.applyOnce(evs)
+		switch {
+		case err == nil:
+			return n, nil
+		case c.ctx.Err() != nil:
+			return 0, err
+		case errors.Is(err, errTxBroken):
+			continue
 		}
 		delay = min(max(2*delay, minRetryDelay), maxRetryDelay)
-		logger.WarnContext(ctx, "database unavailable; retrying event", slog.Any("error", err), slog.Duration("retry_in", delay))
-		if err := msg.InProgress(); err != nil {
-			logger.Warn("extend ack deadline", slog.Any("error", err))
+		c.logger.Warn("database unavailable; retrying events", slog.Int("events", len(evs)), slog.Any("error", err),
+			slog.Duration("retry_in", delay))
+		for _, e := range evs {
+			if err := e.msg.InProgress(); err != nil {
+				e.logger.Warn("extend ack deadline", slog.Any("error", err))
+			}
 		}
 		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
+		case <-c.ctx.Done():
+			return 0, c.ctx.Err()
 		case <-time.After(delay):
 		}
 	}
 }
 
-func (c *Consumer) applyOnce(ctx context.Context, m Message, logger *slog.Logger) (applied bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, c.sub.AckWait)
+// applyOnce runs one transaction over evs, leaving out those whose handler has already failed, each event
+// under a savepoint so that a failing handler rolls back its own event only. It takes no more events once
+// the transaction has run for half the ack wait, and returns how many of evs it got through.
+func (c *Consumer) applyOnce(evs []*event) (int, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.sub.AckWait)
 	defer cancel()
 	tx, err := c.pool.Begin(ctx)
 	if err != nil {
-		return false, infraError{fmt.Errorf("begin: %w", err)}
+		return 0, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-	tag, err := tx.Exec(ctx, `INSERT INTO `+c.table+` (consumer, event_id, subject) VALUES ($1, $2, $3)
-ON CONFLICT DO NOTHING`, c.sub.Name, m.ID, m.Subject)
-	if err != nil {
-		return false, infraError{fmt.Errorf("record event in inbox: %w", err)}
-	}
-	if tag.RowsAffected() == 1 {
-		if err := c.runHandler(ctx, tx, m, logger); err != nil {
-			if pingErr := c.ping(ctx); pingErr != nil {
-				return false, infraError{fmt.Errorf("%w (database: %w)", err, pingErr)}
-			}
-			return false, err
+	began, n := time.Now(), len(evs)
+	for i, e := range evs {
+		if i > 0 && time.Since(began) >= c.sub.AckWait/2 {
+			n = i
+			break
+		}
+		if e.err != nil {
+			continue
+		}
+		if err := c.applyEvent(tx, e); err != nil {
+			return 0, err
 		}
 	}
+	ctx, cancel = context.WithTimeout(c.ctx, c.sub.AckWait)
+	defer cancel()
 	if err := tx.Commit(ctx); err != nil {
-		return false, infraError{fmt.Errorf("commit: %w", err)}
+		return 0, fmt.Errorf("commit: %w", err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return n, nil
+}
+
+// applyEvent records e in the inbox and runs its handler in tx, under a savepoint: a handler error is kept
+// in e.err after rolling back to the savepoint, an error returned means the transaction cannot go on.
+// Savepoints are not released: each event's nests in the previous one's, and rolling back to the latest
+// undoes only the current event's work. Each is a subtransaction: DefaultBatchSize keeps a transaction's
+// under the 64 PostgreSQL caches per backend (beyond which other sessions' snapshots get slower), with room
+// for a handler's own savepoint.
+func (c *Consumer) applyEvent(tx pgx.Tx, e *event) error {
+	ctx, cancel := context.WithTimeout(e.ctx, c.sub.AckWait)
+	defer cancel()
+	e.applied = false
+	var tag pgconn.CommandTag
+	b := &pgx.Batch{}
+	b.Queue(`SAVEPOINT inbox_event`)
+	b.Queue(`INSERT INTO `+c.table+` (consumer, event_id, subject) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING`, c.sub.Name, e.m.ID, e.m.Subject).Exec(func(ct pgconn.CommandTag) error {
+		tag = ct
+		return nil
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("record event %s in inbox: %w", e.m.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return nil
+	}
+	herr := c.runHandler(ctx, tx, e.m, e.logger)
+	if herr == nil {
+		e.applied = true
+		return nil
+	}
+	if err := c.ping(ctx); err != nil {
+		return fmt.Errorf("%w (database: %w)", herr, err)
+	}
+	e.err = herr
+	ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+	defer cancel()
+	if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT inbox_event`); err != nil {
+		return fmt.Errorf("%w: %w", errTxBroken, err)
+	}
+	return nil
 }
 
 // runHandler calls the handler, turning a panic into an error (and logging where it happened).

@@ -394,6 +394,7 @@ func TestStartRejectsBadSubscriptions(t *testing.T) {
 		{"no handler", func(s *inbox.Subscription) { s.Handler = nil }},
 		{"bad max deliver", func(s *inbox.Subscription) { s.MaxDeliver = -2 }},
 		{"bad backoff", func(s *inbox.Subscription) { s.Backoff = []time.Duration{time.Second, 0} }},
+		{"bad batch size", func(s *inbox.Subscription) { s.BatchSize = -1 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
