@@ -125,8 +125,11 @@ func (f Figures) Section() report.Section {
 	}
 	if !payTarget.Met {
 		payTarget.Limits = cpuLimits(meds[Monolith][Pay], meds[Bare][Pay], "the bare handler", "flow") +
-			" The monolith also relays each flow's two events and its consumers (notifications, reporting) apply them, each in a " +
-			"transaction of its own; the bare handler writes the same outbox rows but nothing relays or consumes them. " +
+			" The monolith also relays each flow's two events to JetStream (stored with SyncAlways) and its consumers " +
+			"(notifications, reporting) apply them, each recording the event in its inbox and doing its own work (a " +
+			"notification rendered, stored and sent; the read model updated), the events waiting together in one transaction; " +
+			"the bare handler writes the same outbox rows, but nothing relays or consumes them, so the consumers' SQL, which is " +
+			"the application's work rather than the framework's, is missing from its side of the comparison. " +
 			f.profileSummary(Pay)
 	}
 	if !splitTarget.Met {
