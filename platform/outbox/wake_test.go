@@ -173,7 +173,13 @@ func TestRelayPublishesLargeBatchesAtomically(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("stored headers: %v", msg.Header)
+	// The stored message keeps its event id (the stream's de-duplication key) and the batch it came in.
+	if got := msg.Header.Get(bus.HeaderMsgID); got != want[0] {
+		t.Errorf("first stored message has %s %q, want %q", bus.HeaderMsgID, got, want[0])
+	}
+	if msg.Header.Get("Nats-Batch-Id") == "" || msg.Header.Get("Nats-Batch-Sequence") != "1" {
+		t.Errorf("first stored message's headers %v lack its atomic batch", msg.Header)
+	}
 }
 
 // TestRelayRepublishesARefusedBatchOneByOne: after a relay crashed between publishing events and marking them
