@@ -131,7 +131,7 @@ func TestLongBatchIsCommittedInParts(t *testing.T) {
 		publish(t, b.JetStream(), uuid.NewString(), "slow")
 	}
 	sub := subscription("notifications-billing", func(ctx context.Context, tx pgx.Tx, m inbox.Message) error {
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond) // a slow handler: six of them outlast half the ack wait
 		return recordTx(ctx, tx, m)
 	})
 	sub.AckWait = 2 * time.Second

@@ -74,6 +74,7 @@ func TestWokenRelayWaitsForTheLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := enqueue(t, pool, outbox.Event{Type: "invoice_created", Key: "second"}) // and WakeRelays
+	// A window in which nothing may be published: the woken relay must be waiting for the lock.
 	time.Sleep(300 * time.Millisecond)
 	if n := len(streamIDs(t, b.JetStream())); n != 1 {
 		t.Fatalf("stream holds %d events while another relay holds the lock, want 1", n)

@@ -113,20 +113,28 @@ func TestStoppingInstanceLosesNoCall(t *testing.T) {
 			}
 		})
 	}
-	for servedByLeaving.Load() < 20 {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "calls served by the leaving instance", func() bool { return servedByLeaving.Load() >= 20 })
 	if err := leaving.Stop(); err != nil {
 		t.Errorf("Stop: %v", err)
 	}
 	after := calls.Load()
-	for calls.Load() < after+100 {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "calls after the instance stopped", func() bool { return calls.Load() >= after+100 })
 	cancel()
 	wg.Wait()
 	if failures.Load() != 0 {
 		t.Fatalf("%d of %d calls failed", failures.Load(), calls.Load())
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
