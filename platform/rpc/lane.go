@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 )
@@ -253,7 +254,15 @@ type frameWriter struct {
 
 // send appends one frame with fill and makes sure it is written; it returns the lane's write error, if
 // writing has failed before.
-func (w *frameWriter) send(fill func([]byte) []byte) error {
+func (w *frameWriter) send(fill func([]byte) []byte) error { return w.push(fill, false) }
+
+// sendAmong is send for a frame sent while other calls are in flight on the lane: if it has to write, it
+// first lets the goroutines about to send theirs append them, so that one write carries them all.
+func (w *frameWriter) sendAmong(fill func([]byte) []byte) error { return w.push(fill, true) }
+
+// push appends one frame with fill and, unless a write is under way, writes everything pending (after one
+// yield of the processor when gather is set).
+func (w *frameWriter) push(fill func([]byte) []byte, gather bool) error {
 	w.mu.Lock()
 	for w.writing && w.err == nil && len(w.pending) >= maxPending {
 		w.drained.Wait()
@@ -269,6 +278,11 @@ func (w *frameWriter) send(fill func([]byte) []byte) error {
 		return nil
 	}
 	w.writing = true
+	if gather {
+		w.mu.Unlock()
+		runtime.Gosched()
+		w.mu.Lock()
+	}
 	for len(w.pending) > 0 && w.err == nil {
 		out := w.pending
 		w.pending = w.spare[:0]

@@ -317,8 +317,13 @@ func (l *clientLane) call(ctx context.Context, method string, h laneHeaders, bod
 	l.nextID++
 	id := l.nextID
 	l.calls[id] = c
+	among := len(l.calls) > 1
 	l.mu.Unlock()
-	if err := l.w.send(func(b []byte) []byte { return appendRequest(b, id, method, h, body) }); err != nil {
+	send := l.w.send
+	if among {
+		send = l.w.sendAmong
+	}
+	if err := send(func(b []byte) []byte { return appendRequest(b, id, method, h, body) }); err != nil {
 		// The reader ends on the closed connection and answers every call in flight as lost.
 		_ = l.conn.Close()
 	}

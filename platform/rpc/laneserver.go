@@ -123,7 +123,9 @@ func (ls *laneServer) open(conn net.Conn) {
 // work takes turns reading the lane and running the calls that arrive, until the lane is finished or no
 // turn came for idleWorker.
 func (l *serverLane) work() {
-	for l.read() {
+	handOver := time.AfterFunc(time.Hour, l.handOver)
+	handOver.Stop()
+	for l.read(handOver) {
 		t := time.NewTimer(idleWorker)
 		select {
 		case <-l.readTurn:
@@ -199,6 +201,8 @@ const idleWorker = 10 * time.Second
 // serverLane is one accepted lane. Its goroutines take turns: the one reading, when a call arrives, hands
 // the reading to an idle one (or a new one) and runs the call itself, then waits for its next turn; so a
 // call starts without waiting to be scheduled, on a goroutine whose stack has already grown to fit a call.
+// A call alone on the lane hands the reading over only if it runs past lazyHandOver, so that a quick call
+// wakes no other goroutine.
 type serverLane struct {
 	ls   *laneServer
 	conn net.Conn
@@ -214,9 +218,13 @@ type serverLane struct {
 	calls map[uint64]context.CancelCauseFunc
 }
 
-// read reads the lane's frames until a call arrives, then hands the reading over and runs the call; it
-// reports false when the lane failed or closed instead, after finishing it.
-func (l *serverLane) read() bool {
+// lazyHandOver is how long a call alone on its lane may keep the lane's reading before it is handed over.
+const lazyHandOver = 50 * time.Microsecond
+
+// read reads the lane's frames and runs the calls that arrive, handing the reading over (at once, or through
+// handOver, a stopped timer, when a call alone on the lane runs long); it returns true once it has handed the
+// reading over and run its call, false when the lane failed or closed, after finishing it.
+func (l *serverLane) read(handOver *time.Timer) bool {
 	srv := l.ls.srv
 	for {
 		f, err := readFrame(l.r)
@@ -246,8 +254,16 @@ func (l *serverLane) read() bool {
 			ctx, stop := context.WithCancelCause(context.Background())
 			l.mu.Lock()
 			l.calls[f.id] = stop
+			alone := len(l.calls) == 1
 			l.mu.Unlock()
-			l.handOver()
+			// With other calls in flight or frames already waiting, the reading is handed over now; a call
+			// alone on the lane keeps it unless it runs past lazyHandOver, so a quick one costs no hand-off.
+			lazy := alone && l.r.Buffered() == 0
+			if lazy {
+				handOver.Reset(lazyHandOver)
+			} else {
+				l.handOver()
+			}
 			l.serve(ctx, f.id, ep, headers, body)
 			l.mu.Lock()
 			delete(l.calls, f.id)
@@ -255,6 +271,9 @@ func (l *serverLane) read() bool {
 			stop(nil)
 			<-srv.slots
 			srv.wg.Done()
+			if lazy && handOver.Stop() {
+				continue // the reading was never handed over: read on
+			}
 			return true
 		case frameCancel:
 			l.mu.Lock()
@@ -289,7 +308,14 @@ func (l *serverLane) answer(id uint64, body []byte, w *wireError) {
 	if w != nil {
 		t, body = frameFailure, w.encode()
 	}
-	if err := l.w.send(func(b []byte) []byte { return appendFrame(b, t, id, body) }); err != nil {
+	l.mu.Lock()
+	among := len(l.calls) > 1
+	l.mu.Unlock()
+	send := l.w.send
+	if among {
+		send = l.w.sendAmong
+	}
+	if err := send(func(b []byte) []byte { return appendFrame(b, t, id, body) }); err != nil {
 		l.ls.srv.logger.Debug("rpc: answer on a lane", slog.Any("error", err))
 	}
 }
