@@ -115,10 +115,11 @@ func (f Figures) Section() report.Section {
 	if !p50Target.Met {
 		p50Target.Limits = fmt.Sprintf("with one caller the call is bound by latency, not CPU. On its lane Seam's call crosses two "+
 			"loopback sockets, as raw TCP's ping-pong does (%s µs here), and spends the rest in the two processes: the JSON codec, "+
-			"the caller's and the server's contexts, headers and per-call allocations, and two goroutine hand-offs a raw "+
-			"ping-pong does not make (the lane's reader goroutine in the caller passes the answer to the waiting call; the "+
-			"server's reading goroutine hands the reading to another before it runs the call), each a wake-up of a thread that "+
-			"may be parked on an idle CPU. Over NATS (`rpc.lanes: false`) the same call takes %s µs.",
+			"the caller's and the server's contexts, headers and per-call allocations, and a goroutine hand-off a raw "+
+			"ping-pong does not make: the lane's reader goroutine in the caller passes the answer to the waiting call, a "+
+			"wake-up of a thread that may be parked on an idle CPU (on this virtual machine the single-caller round trips "+
+			"of every peer swing from run to run with such wake-ups; see the appendix). Over NATS (`rpc.lanes: false`) the "+
+			"same call takes %s µs.",
 			report.Num(tcp["p50"]), report.Num(med[PeerSeamNATS]["p50"]))
 	}
 	if !rateTarget.Met {
