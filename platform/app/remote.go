@@ -102,7 +102,8 @@ func RemoteAPI[T any](newClient func(conn func() *nats.Conn, opts ...rpc.CallOpt
 			)
 		},
 		serve: func(module string) fx.Option {
-			return fx.Invoke(func(lc fx.Lifecycle, b *bus.Bus, impl T, logger *slog.Logger, cfg *Config) error {
+			return fx.Invoke(func(lc fx.Lifecycle, b *bus.Bus, impl T, logger *slog.Logger, cfg *Config, s *httpx.Server,
+				hcfg httpx.Config) error {
 				if err := b.Declare(bus.Declaration{Module: module}); err != nil {
 					return err
 				}
@@ -113,7 +114,10 @@ func RemoteAPI[T any](newClient func(conn func() *nats.Conn, opts ...rpc.CallOpt
 						if err != nil {
 							return err
 						}
-						svc, err = serve(conn, impl, observe.ModuleLogger(logger, module), rpc.ServeLanes(cfg.RPC))
+						// The module's HTTP routes are served on its lanes too, for gateways that have a lane to it.
+						ml := observe.ModuleLogger(logger, module)
+						svc, err = serve(conn, impl, ml, rpc.ServeLanes(cfg.RPC),
+							rpc.AlsoServe(httpx.LaneEndpoint(s.Handler(), hcfg.WriteTimeout, ml)))
 						return err
 					},
 					OnStop: func(context.Context) error { return svc.Stop() },
@@ -183,17 +187,22 @@ func serveHTTPOnBus(module string) fx.Option {
 	})
 }
 
-// newGateway returns the gateway that forwards module's HTTP requests to the processes running it, over
-// the platform's own connection.
-func newGateway(module string, b *bus.Bus, cfg httpx.Config, logger *slog.Logger) *httpx.Gateway {
-	return httpx.NewGateway(b.Conn, bus.HTTPSubject(module), cfg.WriteTimeout, observe.ModuleLogger(logger, module))
+// newGateway returns the gateway that forwards module's HTTP requests to the processes running it, on the
+// process's direct lanes to them when lanes are on, and over the platform's own connection otherwise.
+func newGateway(module string, b *bus.Bus, cfg httpx.Config, logger *slog.Logger, appCfg *Config, lanes *rpc.Lanes) *httpx.Gateway {
+	var opts []httpx.GatewayOption
+	if appCfg.RPC.Lanes {
+		opts = append(opts, httpx.OverLanes(lanes, module))
+	}
+	return httpx.NewGateway(b.Conn, bus.HTTPSubject(module), cfg.WriteTimeout, observe.ModuleLogger(logger, module), opts...)
 }
 
 // gatewayRoutes mounts a gateway at prefix that forwards every request there to the processes running
 // module, measured by the module's router.
 func gatewayRoutes(module, prefix string) fx.Option {
-	return fx.Provide(httpx.AsRoutes(func(b *bus.Bus, cfg httpx.Config, logger *slog.Logger, t *route.Table) httpx.Routes {
-		h := route.HTTP(t.Module(module), nil, newGateway(module, b, cfg, logger), logger)
+	return fx.Provide(httpx.AsRoutes(func(b *bus.Bus, cfg httpx.Config, logger *slog.Logger, t *route.Table, appCfg *Config,
+		lanes *rpc.Lanes) httpx.Routes {
+		h := route.HTTP(t.Module(module), nil, newGateway(module, b, cfg, logger, appCfg, lanes), logger)
 		return httpx.Routes{Prefix: prefix, Mount: func(r chi.Router) {
 			r.Handle("/", h)
 			r.Handle("/*", h)
@@ -204,10 +213,11 @@ func gatewayRoutes(module, prefix string) fx.Option {
 // measuredRoutes wraps the module's own routes at prefix in its router: each request is measured, and in
 // split mode (forward) served here or forwarded to the module's extracted instances as the router decides.
 func measuredRoutes(module, prefix string, forward bool) fx.Option {
-	return fx.Provide(httpx.AsWrapper(func(b *bus.Bus, cfg httpx.Config, logger *slog.Logger, t *route.Table) httpx.Wrapper {
+	return fx.Provide(httpx.AsWrapper(func(b *bus.Bus, cfg httpx.Config, logger *slog.Logger, t *route.Table, appCfg *Config,
+		lanes *rpc.Lanes) httpx.Wrapper {
 		var gw *httpx.Gateway
 		if forward {
-			gw = newGateway(module, b, cfg, logger)
+			gw = newGateway(module, b, cfg, logger, appCfg, lanes)
 		}
 		return httpx.Wrapper{Prefix: prefix, Middleware: func(next http.Handler) http.Handler {
 			return route.HTTP(t.Module(module), next, gw, logger)

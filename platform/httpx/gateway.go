@@ -24,6 +24,7 @@ import (
 	"github.com/seamkit/seam/platform/errs"
 	"github.com/seamkit/seam/platform/failpoint"
 	"github.com/seamkit/seam/platform/observe"
+	"github.com/seamkit/seam/platform/rpc"
 )
 
 // Headers of a forwarded request or response on the bus, besides the HTTP headers it carries as they are.
@@ -102,12 +103,28 @@ type Gateway struct {
 	timeout time.Duration
 	logger  *slog.Logger
 	replies replyMux
+	// lanes, when set, carry requests to module's instances whenever one is open (see LaneEndpoint).
+	lanes  *rpc.Lanes
+	module string
+}
+
+// GatewayOption adjusts a Gateway.
+type GatewayOption func(*Gateway)
+
+// OverLanes makes the gateway send each request on one of lanes' direct lanes to module's instances when
+// one is open (instances serve them with LaneEndpoint), and over NATS otherwise.
+func OverLanes(lanes *rpc.Lanes, module string) GatewayOption {
+	return func(g *Gateway) { g.lanes, g.module = lanes, module }
 }
 
 // NewGateway returns a Gateway forwarding to subject over the connection conn returns at each request (nil
 // until the process is connected), waiting at most timeout for each response.
-func NewGateway(conn func() *nats.Conn, subject string, timeout time.Duration, logger *slog.Logger) *Gateway {
-	return &Gateway{conn: conn, subject: subject, timeout: timeout, logger: logger}
+func NewGateway(conn func() *nats.Conn, subject string, timeout time.Duration, logger *slog.Logger, opts ...GatewayOption) *Gateway {
+	g := &Gateway{conn: conn, subject: subject, timeout: timeout, logger: logger}
+	for _, opt := range opts {
+		opt(g)
+	}
+	return g
 }
 
 // ForwardedResponse is a response of the processes serving a module.
@@ -250,8 +267,34 @@ func (g *Gateway) endSpan(span trace.Span, resp ForwardedResponse, err error) {
 // messagingSystem is the messaging.system attribute of spans about NATS messages.
 const messagingSystem = "nats"
 
-// exchange sends r once and follows the instance's interim replies to its response.
+// exchange sends r once: on a lane when one is open, else over NATS.
 func (g *Gateway) exchange(ctx context.Context, conn *nats.Conn, r *http.Request, body []byte) (ForwardedResponse, error) {
+	if g.lanes != nil {
+		resp, err := g.overLane(ctx, conn, r, body)
+		if !errors.Is(err, rpc.ErrNoLane) {
+			return resp, err
+		}
+	}
+	return g.overNATS(ctx, conn, r, body)
+}
+
+// overLane sends r on a lane to an instance; rpc.ErrNoLane means it was not sent.
+func (g *Gateway) overLane(ctx context.Context, conn *nats.Conn, r *http.Request, body []byte) (ForwardedResponse, error) {
+	header := forwardedHeader(r)
+	observe.InjectTrace(ctx, propagation.HeaderCarrier(header))
+	req := forwardedRequest{method: r.Method, target: r.URL.RequestURI(), remoteAddr: r.RemoteAddr, header: header, body: body}
+	answer, err := g.lanes.Send(ctx, conn, g.module, LaneMethod, appendForwardedRequest(make([]byte, 0, 512+len(body)), req))
+	switch {
+	case errors.Is(err, rpc.ErrLaneLost):
+		return ForwardedResponse{}, fmt.Errorf("%w: %w", errInstanceLost, err)
+	case err != nil:
+		return ForwardedResponse{}, err
+	}
+	return parseForwardedResponse(answer)
+}
+
+// overNATS sends r once over NATS and follows the instance's interim replies to its response.
+func (g *Gateway) overNATS(ctx context.Context, conn *nats.Conn, r *http.Request, body []byte) (ForwardedResponse, error) {
 	inbox, replies, done, err := g.replies.register(conn)
 	if err != nil {
 		return ForwardedResponse{}, err
@@ -296,21 +339,27 @@ func (g *Gateway) exchange(ctx context.Context, conn *nats.Conn, r *http.Request
 
 // message builds the bus message carrying r.
 func (g *Gateway) message(r *http.Request, body []byte) *nats.Msg {
-	msg := nats.NewMsg(g.subject)
-	msg.Data = body
-	for k, vs := range r.Header {
-		msg.Header[k] = append([]string(nil), vs...)
-	}
-	for _, k := range hopByHop {
-		msg.Header.Del(k)
-	}
+	msg := &nats.Msg{Subject: g.subject, Data: body, Header: nats.Header(forwardedHeader(r))}
 	msg.Header.Set(HeaderForwardMethod, r.Method)
 	msg.Header.Set(HeaderForwardTarget, r.URL.RequestURI())
 	msg.Header.Set(HeaderForwardRemoteAddr, r.RemoteAddr)
-	if id := observe.RequestID(r.Context()); id != "" {
-		msg.Header.Set(RequestIDHeader, id)
-	}
 	return msg
+}
+
+// forwardedHeader returns a copy of r's headers as they are forwarded: without the hop-by-hop ones, with the
+// request id.
+func forwardedHeader(r *http.Request) http.Header {
+	h := make(http.Header, len(r.Header)+2)
+	for k, vs := range r.Header {
+		h[k] = append([]string(nil), vs...)
+	}
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+	if id := observe.RequestID(r.Context()); id != "" {
+		h.Set(RequestIDHeader, id)
+	}
+	return h
 }
 
 func forwardedResponse(m *nats.Msg) (ForwardedResponse, error) {
@@ -472,31 +521,9 @@ func serveForwarded(m *nats.Msg, h http.Handler, timeout time.Duration, logger *
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	stopBeats := heartbeats(m, logger)
-	rec := &bufferedResponse{header: http.Header{}}
-	r, err := http.NewRequestWithContext(ctx, m.Header.Get(HeaderForwardMethod), m.Header.Get(HeaderForwardTarget), bytes.NewReader(m.Data))
-	if err != nil {
-		WriteError(rec, httpRequestFallback(ctx), logger, fmt.Errorf("%w: %w", ErrMalformedBody, err))
-	} else {
-		for k, vs := range m.Header {
-			switch k {
-			case HeaderForwardMethod, HeaderForwardTarget, HeaderForwardRemoteAddr, HeaderForwardAcceptBy:
-			default:
-				r.Header[k] = vs
-			}
-		}
-		r.RemoteAddr = m.Header.Get(HeaderForwardRemoteAddr)
-		r.Host = r.Header.Get("Host")
-		r.ContentLength = int64(len(m.Data))
-		if err := failpoint.Inject(FailpointServeForwarded); err != nil {
-			WriteError(rec, r, logger, err)
-		} else {
-			h.ServeHTTP(rec, r)
-		}
-	}
+	rec := serveRequest(ctx, forwardedRequest{method: m.Header.Get(HeaderForwardMethod), target: m.Header.Get(HeaderForwardTarget),
+		remoteAddr: m.Header.Get(HeaderForwardRemoteAddr), header: http.Header(m.Header), body: m.Data}, h, logger)
 	stopBeats()
-	if rec.status == 0 {
-		rec.status = http.StatusOK
-	}
 	reply := nats.NewMsg(m.Reply)
 	for k, vs := range rec.header {
 		reply.Header[k] = vs
@@ -527,6 +554,35 @@ func heartbeats(m *nats.Msg, logger *slog.Logger) func() {
 		}
 	}()
 	return func() { close(stop); <-stopped }
+}
+
+// serveRequest runs one forwarded request through h in ctx and returns its whole response.
+func serveRequest(ctx context.Context, req forwardedRequest, h http.Handler, logger *slog.Logger) *bufferedResponse {
+	rec := &bufferedResponse{header: http.Header{}}
+	r, err := http.NewRequestWithContext(ctx, req.method, req.target, bytes.NewReader(req.body))
+	if err != nil {
+		WriteError(rec, httpRequestFallback(ctx), logger, fmt.Errorf("%w: %w", ErrMalformedBody, err))
+	} else {
+		for k, vs := range req.header {
+			switch k {
+			case HeaderForwardMethod, HeaderForwardTarget, HeaderForwardRemoteAddr, HeaderForwardAcceptBy:
+			default:
+				r.Header[k] = vs
+			}
+		}
+		r.RemoteAddr = req.remoteAddr
+		r.Host = r.Header.Get("Host")
+		r.ContentLength = int64(len(req.body))
+		if err := failpoint.Inject(FailpointServeForwarded); err != nil {
+			WriteError(rec, r, logger, err)
+		} else {
+			h.ServeHTTP(rec, r)
+		}
+	}
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	return rec
 }
 
 // httpRequestFallback is the request problem+json is rendered for when the forwarded one is malformed.

@@ -47,10 +47,27 @@ func gatewayPair(t *testing.T, h http.Handler, timeout time.Duration) *httptest.
 	return srv
 }
 
+// pairs are the ways a gateway reaches an instance: over NATS (ServeNATS) and on a direct lane (lanePair).
+var pairs = []struct {
+	name string
+	pair func(t *testing.T, h http.Handler, timeout time.Duration) *httptest.Server
+}{{"nats", gatewayPair}, {"lane", lanePair}}
+
+// eachPair runs test once for each of pairs.
+func eachPair(t *testing.T, test func(t *testing.T, pair func(t *testing.T, h http.Handler, timeout time.Duration) *httptest.Server)) {
+	for _, p := range pairs {
+		t.Run(p.name, func(t *testing.T) { test(t, p.pair) })
+	}
+}
+
 func TestGatewayForwardsRequestAndResponse(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs a NATS server: skipped with -short")
 	}
+	eachPair(t, testGatewayForwardsRequestAndResponse)
+}
+
+func testGatewayForwardsRequestAndResponse(t *testing.T, gatewayPair func(*testing.T, http.Handler, time.Duration) *httptest.Server) {
 	srv := gatewayPair(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("X-Seen", r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery+" "+r.Header.Get("Authorization")+" "+
@@ -123,6 +140,10 @@ func TestGatewayTimesOut(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs a NATS server: skipped with -short")
 	}
+	eachPair(t, testGatewayTimesOut)
+}
+
+func testGatewayTimesOut(t *testing.T, gatewayPair func(*testing.T, http.Handler, time.Duration) *httptest.Server) {
 	release := make(chan struct{})
 	srv := gatewayPair(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release }), 200*time.Millisecond)
 	t.Cleanup(func() { close(release) }) // before the server stops: it waits for the handler
@@ -138,6 +159,10 @@ func TestGatewayRespectsTheBodyLimit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs a NATS server: skipped with -short")
 	}
+	eachPair(t, testGatewayRespectsTheBodyLimit)
+}
+
+func testGatewayRespectsTheBodyLimit(t *testing.T, gatewayPair func(*testing.T, http.Handler, time.Duration) *httptest.Server) {
 	srv := gatewayPair(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }), time.Minute)
 	pr, pw := io.Pipe()
 	go func() {

@@ -171,7 +171,7 @@ func (c *call) overLane(ctx context.Context, l *clientLane, resp any) error {
 	case frameRejected:
 		return errLaneGone
 	default:
-		return transportError(ctx, c.subject, errLaneLost)
+		return transportError(ctx, c.subject, ErrLaneLost)
 	}
 }
 

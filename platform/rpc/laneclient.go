@@ -32,8 +32,12 @@ const (
 // sent elsewhere whatever its method.
 var errLaneGone = errors.New("rpc: lane gone")
 
-// errLaneLost means the lane broke while the call was in flight: it may or may not have run.
-var errLaneLost = errors.New("rpc: lane lost with the call in flight")
+// ErrLaneLost means the lane broke while the call was in flight: it may or may not have run.
+var ErrLaneLost = errors.New("rpc: lane lost with the call in flight")
+
+// ErrNoLane means Lanes.Send sent nothing: no lane to the module is open (one is being looked for), or the
+// one it tried took no call; the caller may send the request another way, whatever its method.
+var ErrNoLane = errors.New("rpc: no lane to the module took the call")
 
 // Lanes are a process's direct lanes to the instances of the modules it calls, found over NATS on first use
 // and kept up to date while in use; calls made with OverLanes take them, and NATS carries a call whenever no
@@ -87,6 +91,43 @@ func (ls *Lanes) Open(ctx context.Context, conn *nats.Conn, module string) (int,
 		return 0, fmt.Errorf("rpc: open lanes to %s: %w", module, err)
 	}
 	return m.discoverNow(conn), nil
+}
+
+// Send sends body as it is to the raw endpoint method (see Endpoint.Raw) of one of module's instances on an
+// open lane, with the request id, principal, deadline and trace context of ctx, and returns the answer's
+// body as it is. It never uses NATS for the call: when no lane takes it, it returns ErrNoLane and sends
+// nothing (and starts looking for lanes over conn when it is time to). Other errors: ErrLaneLost (the call
+// may have run), the context's error, and the endpoint's failure rebuilt as Call rebuilds it.
+func (ls *Lanes) Send(ctx context.Context, conn *nats.Conn, module, method string, body []byte) ([]byte, error) {
+	if len(body) >= maxFrame/2 {
+		return nil, ErrNoLane
+	}
+	l := ls.pick(conn, module)
+	if l == nil {
+		return nil, ErrNoLane
+	}
+	h := make(laneHeaders, 0, 8)
+	if err := setHeaders(ctx, &h); err != nil {
+		return nil, fmt.Errorf("rpc: %s: %w", Subject(module, method), err)
+	}
+	typ, payload, err := l.call(ctx, method, h, body)
+	switch {
+	case errors.Is(err, errLaneGone):
+		return nil, ErrNoLane
+	case err != nil:
+		return nil, fmt.Errorf("rpc: %s: %w", Subject(module, method), err)
+	}
+	switch typ {
+	case frameResult:
+		return payload, nil
+	case frameFailure:
+		subject := Subject(module, method)
+		return nil, fmt.Errorf("rpc: %s: %w", subject, decodeError(subject, h.Get(HeaderRequestID), payload))
+	case frameRejected:
+		return nil, ErrNoLane
+	default:
+		return nil, fmt.Errorf("rpc: %s: %w", Subject(module, method), ErrLaneLost)
+	}
 }
 
 // module returns the lanes to module, creating an empty set on first use.

@@ -293,7 +293,7 @@ func (l *serverLane) read(handOver *time.Timer) bool {
 func (l *serverLane) serve(ctx context.Context, id uint64, ep endpoint, headers laneHeaders, data []byte) {
 	ctx, cancel, err := requestContext(ctx, &headers)
 	defer cancel()
-	body, w := l.ls.srv.outcome(ctx, ep.subject, ep.handler, data, err)
+	body, w := l.ls.srv.outcome(ctx, ep, data, err)
 	l.answer(id, body, w)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/seamkit/seam/platform/identity"
 	"github.com/seamkit/seam/platform/observe"
@@ -40,6 +41,10 @@ type Endpoint struct {
 	Method string
 	// Handler serves it.
 	Handler Handler
+	// Raw makes the endpoint take and give bodies as they are, not as JSON: Handler gets the request's
+	// bytes and returns a []byte. A raw endpoint is served on lanes only and starts no span of its own: it is
+	// for payloads that carry their own protocol and trace context, such as forwarded HTTP requests.
+	Raw bool
 }
 
 // Service describes a module's interface served over NATS.
@@ -64,11 +69,18 @@ type ServeOption func(*serveOptions)
 
 type serveOptions struct {
 	lanes Config
+	extra []Endpoint
 }
 
 // ServeLanes makes the server accept direct lanes as cfg says (nothing when cfg.Lanes is off), and announce
 // them on seam.rpc.<module>._lanes to callers whose calls use lanes (OverLanes).
 func ServeLanes(cfg Config) ServeOption { return func(o *serveOptions) { o.lanes = cfg } }
+
+// AlsoServe adds endpoints to the served interface's own: what the process serves besides its api, on the
+// same service and lanes.
+func AlsoServe(eps ...Endpoint) ServeOption {
+	return func(o *serveOptions) { o.extra = append(o.extra, eps...) }
+}
 
 // Serve starts s on conn as a NATS micro service in queue group seam-<module>, so instances share the load,
 // and, with ServeLanes, on direct lanes too. Every request runs in its own goroutine with a context carrying
@@ -112,10 +124,14 @@ func Serve(conn *nats.Conn, s Service, opts ...ServeOption) (micro.Service, erro
 		_ = svc.Stop()
 		return nil, fmt.Errorf("rpc: serve %s: cancellations: %w", s.Module, err)
 	}
-	endpoints := make(map[string]endpoint, len(s.Endpoints))
-	for _, ep := range s.Endpoints {
+	all := append(append([]Endpoint(nil), s.Endpoints...), o.extra...)
+	endpoints := make(map[string]endpoint, len(all))
+	for _, ep := range all {
 		subject := Subject(s.Module, ep.Method)
-		endpoints[ep.Method] = endpoint{subject: subject, handler: ep.Handler}
+		endpoints[ep.Method] = endpoint{subject: subject, handler: ep.Handler, raw: ep.Raw}
+		if ep.Raw {
+			continue
+		}
 		if err := svc.AddEndpoint(ep.Method, srv.handler(subject, ep.Handler), micro.WithEndpointSubject(subject)); err != nil {
 			_ = srv.Stop()
 			return nil, fmt.Errorf("rpc: serve %s: endpoint %s: %w", s.Module, ep.Method, err)
@@ -134,6 +150,7 @@ func Serve(conn *nats.Conn, s Service, opts ...ServeOption) (micro.Service, erro
 type endpoint struct {
 	subject string
 	handler Handler
+	raw     bool
 }
 
 // server is a micro.Service whose Stop also waits for the requests in flight.
@@ -237,7 +254,7 @@ func (s *server) serve(req micro.Request, subject string, h Handler) {
 	defer cancel()
 	ctx, done := s.track(ctx, headers.Get(HeaderCallID))
 	defer done()
-	body, w := s.outcome(ctx, subject, h, req.Data(), err)
+	body, w := s.outcome(ctx, endpoint{subject: subject, handler: h}, req.Data(), err)
 	if w != nil {
 		s.respondError(req, *w)
 		return
@@ -245,17 +262,22 @@ func (s *server) serve(req micro.Request, subject string, h Handler) {
 	s.reply(req, subject, &nats.Msg{Data: body})
 }
 
-// outcome runs h on the request body in ctx, in a server span that is a child of the caller's when tracing
-// is on, and returns the JSON response or, when the call failed, its wire error (logging the details of a
-// failure that is not client-safe). badHeaders is the error rebuilding ctx from the request's headers.
-func (s *server) outcome(ctx context.Context, subject string, h Handler, data []byte, badHeaders error) ([]byte, *wireError) {
-	ctx, span := startSpan(ctx, subject, trace.SpanKindServer)
+// outcome runs ep's handler on the request body in ctx, in a server span that is a child of the caller's
+// when tracing is on (none for a raw endpoint), and returns the response or, when the call failed, its wire
+// error (logging the details of a failure that is not client-safe). badHeaders is the error rebuilding ctx
+// from the request's headers.
+func (s *server) outcome(ctx context.Context, ep endpoint, data []byte, badHeaders error) ([]byte, *wireError) {
+	subject := ep.subject
+	span := trace.Span(noop.Span{})
+	if !ep.raw {
+		ctx, span = startSpan(ctx, subject, trace.SpanKindServer)
+	}
 	var body []byte
 	err := badHeaders
 	if err != nil {
 		err = fmt.Errorf("%w: %w", ErrBadRequest, err)
 	} else {
-		body, err = s.answer(ctx, subject, h, data)
+		body, err = s.answer(ctx, ep, data)
 	}
 	endSpan(span, err)
 	if err == nil {
@@ -269,11 +291,18 @@ func (s *server) outcome(ctx context.Context, subject string, h Handler, data []
 	return nil, &w
 }
 
-// answer runs h on the request body and encodes its response.
-func (s *server) answer(ctx context.Context, subject string, h Handler, data []byte) ([]byte, error) {
-	resp, err := s.call(ctx, subject, h, data)
+// answer runs ep's handler on the request body and encodes its response (a raw endpoint's is sent as it is).
+func (s *server) answer(ctx context.Context, ep endpoint, data []byte) ([]byte, error) {
+	resp, err := s.call(ctx, ep.subject, ep.handler, data)
 	if err != nil {
 		return nil, err
+	}
+	if ep.raw {
+		raw, ok := resp.([]byte)
+		if !ok {
+			return nil, fmt.Errorf("raw endpoint %s returned %T, not []byte", ep.subject, resp)
+		}
+		return raw, nil
 	}
 	body, err := encodeBody(resp)
 	if err != nil {

@@ -135,8 +135,8 @@ func (f Figures) Section() report.Section {
 	if !splitTarget.Met {
 		splitTarget.Limits = cpuLimits(meds[AllRemote][Pay], meds[Monolith][Pay], "the monolith", "flow") + f.perProcess(AllRemote, Pay) +
 			" Split, each request crosses the gateway: the gateway authenticates it (from its cache of verified tokens, asking " +
-			"auth once every 30 s per token) and forwards it over NATS to billing's process (accepted, then answered, a NATS " +
-			"round trip through the gateway's embedded server each way), which authenticates it the same way from its own " +
+			"auth once every 30 s per token) and forwards it to billing's process on a direct lane (one frame each way), " +
+			"which authenticates it the same way from its own " +
 			"cache and asks auth for the user on a direct lane (the remote call measured above); the gateway's embedded server " +
 			"also stores every event in JetStream, and every process runs its share of the relays and consumers."
 	}
