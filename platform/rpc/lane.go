@@ -184,15 +184,23 @@ func parseRequest(p []byte) (method []byte, h laneHeaders, body []byte, err erro
 		return nil, nil, nil, errMalformedRequest
 	}
 	p = p[n:]
-	h = make(laneHeaders, 0, 2*pairs)
+	// The headers are checked first, then copied into one string that every name and value is a part of:
+	// one allocation for all of them.
+	rest := p
 	for range 2 * pairs {
-		var s []byte
-		if s, p, err = cutString(p); err != nil {
+		if _, rest, err = cutString(rest); err != nil {
 			return nil, nil, nil, err
 		}
-		h = append(h, string(s))
 	}
-	return method, h, p, nil
+	block := string(p[:len(p)-len(rest)])
+	h = make(laneHeaders, 0, 2*pairs)
+	for at := 0; at < len(block); {
+		l, n := binary.Uvarint(p[at:])
+		at += n
+		h = append(h, block[at:at+int(l)]) //nolint:gosec // l was checked against the frame by cutString
+		at += int(l)                       //nolint:gosec // as above
+	}
+	return method, h, rest, nil
 }
 
 // cutString reads one uvarint-length-prefixed string off the front of p.
