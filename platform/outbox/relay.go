@@ -295,6 +295,10 @@ FROM `+r.table+` WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOC
 		if err := failpoint.Inject("outbox.after_publish"); err != nil {
 			return 0, err
 		}
+		// Not a HOT update: sent_at is in outbox_unsent_idx's predicate. Finding unsent rows through an index
+		// that leaves sent_at out (by enqueuing transaction id) made the mark HOT, but every batch then sorted
+		// the whole unsent range: a 100,000-event backlog drained 2.5 times slower, for no measurable CPU
+		// gain. So the partial index stays.
 		if _, err := tx.Exec(ctx, `UPDATE `+r.table+` SET sent_at = now() WHERE seq = ANY($1)`, sent); err != nil {
 			return 0, fmt.Errorf("mark events sent: %w", err)
 		}
