@@ -346,15 +346,16 @@ func renderRouter(w func(string, ...any), svc *service, iface string, q types.Qu
 			key = m.key
 		}
 		call := fmt.Sprintf("%s(%s)", m.name, strings.Join(args, ", "))
-		// The router's own frame stays small (its result goes straight into the named results, the shadow
-		// branch lives in a method of its own): a local call through it costs a few nanoseconds.
+		// Routing a call of a module in local mode is Enter alone, inlined here (Route, a call, only when
+		// Enter leaves the call pending); the shadow branch lives in a method of its own.
 		results := "(err error)"
 		if m.result != nil {
 			results = fmt.Sprintf("(result %s, err error)", types.TypeString(m.result, q))
 		}
 		w("// %s routes %s.%s.\n", m.name, svc.name, m.name)
 		w("func (r *%s) %s(%s) %s {\n", router, m.name, strings.Join(params, ", "), results)
-		w("\tc := r.methods[%d].Begin(ctx, %s)\n\tif c.Traced() {\n\t\tctx = c.StartSpan(ctx)\n\t}\n", i, key)
+		w("\tc := r.methods[%d].Enter()\n\tif c.Pending() {\n\t\tc = c.Route(ctx, %s)\n\t}\n", i, key)
+		w("\tif c.Traced() {\n\t\tctx = c.StartSpan(ctx)\n\t}\n")
 		if m.result != nil {
 			w("\tresult, err = r.impls[c.Side()].%s\n", call)
 		} else {

@@ -19,3 +19,12 @@ func BenchmarkBeginEndLocal(b *testing.B) {
 		m.Begin(ctx, "").End(ctx, nil)
 	}
 }
+
+func BenchmarkEnterEndLocal(b *testing.B) {
+	m := localModule(b).Method("Fetch")
+	ctx := userCtx("u")
+	b.ReportAllocs()
+	for b.Loop() {
+		routed(ctx, m, nil)
+	}
+}

@@ -106,12 +106,48 @@ const (
 	flagRemote callFlags = 1 << iota
 	flagShadow
 	flagTraced
+	// flagPending marks a call Enter could not route, which Route finishes.
+	flagPending
+	// flagCounted marks a pending call Enter already counted, which Route only has to time.
+	flagCounted
 )
 
 // Begin routes one call whose routing key is key ("" derives it from ctx with Key, only when the share
-// needs one) and starts measuring it. When Traced says so, the caller starts the call's span with
-// StartSpan before making it.
+// needs one) and starts measuring it: Enter, then Route when the call is Pending. When Traced says so,
+// the caller starts the call's span with StartSpan before making it.
 func (m *Method) Begin(ctx context.Context, key string) Call {
+	c := m.Enter()
+	if c.Pending() {
+		c = c.Route(ctx, key)
+	}
+	return c
+}
+
+// Enter starts routing one call without calling anything, so that a router inlines it: when the module
+// runs in local mode and tracing is off (every call local, none shadowed or traced), it counts the call,
+// which is then routed, untimed, but for the one call in sampleEvery that Route times. Any other call is
+// Pending, for Route to route.
+func (m *Method) Enter() Call {
+	if !m.sampled || observe.TracingEnabled() {
+		return Call{m: m, flags: flagPending}
+	}
+	if m.sides[Local].count()%sampleEvery == 0 {
+		return Call{m: m, flags: flagPending | flagCounted}
+	}
+	return Call{m: m}
+}
+
+// Pending reports whether Enter left the call for Route to finish.
+func (c Call) Pending() bool { return c.flags&flagPending != 0 }
+
+// Route finishes routing a call Enter left pending, whose routing key is key ("" derives it from ctx with
+// Key, only when the share needs one): it picks the side, shadowing and tracing, counts the call unless
+// Enter did, and starts timing it when it is to be timed.
+func (c Call) Route(ctx context.Context, key string) Call {
+	m := c.m
+	if c.flags&flagCounted != 0 {
+		return m.timed(0) // a local call, counted by Enter, chosen to be timed
+	}
 	st := m.state.Load()
 	var flags callFlags
 	if st.RemoteBP > 0 {
@@ -128,16 +164,23 @@ func (m *Method) Begin(ctx context.Context, key string) Call {
 	if observe.TracingEnabled() && observe.Traced(ctx) {
 		flags |= flagTraced
 	}
-	c := Call{m: m, flags: flags}
-	if n := m.sides[c.Side()].count(); flags&flagRemote != 0 || !m.sampled || n%sampleEvery == 0 {
-		c.start = max(time.Since(epoch), 1)
+	if n := m.sides[flags.side()].count(); flags&flagRemote != 0 || !m.sampled || n%sampleEvery == 0 {
+		return m.timed(flags)
 	}
-	return c
+	return Call{m: m, flags: flags}
+}
+
+// timed returns a call with flags that is timed from now.
+func (m *Method) timed(flags callFlags) Call {
+	return Call{m: m, start: max(time.Since(epoch), 1), flags: flags}
 }
 
 // Side is where the call goes.
-func (c Call) Side() Side {
-	if c.flags&flagRemote != 0 {
+func (c Call) Side() Side { return c.flags.side() }
+
+// side is the side flags send a call to.
+func (f callFlags) side() Side {
+	if f&flagRemote != 0 {
 		return Remote
 	}
 	return Local
@@ -162,7 +205,7 @@ func (c Call) StartSpan(ctx context.Context) context.Context {
 // when Failed says so; a traced call's span ends.
 func (c Call) End(ctx context.Context, err error) {
 	if err == nil && c.start == 0 && c.flags&flagTraced == 0 {
-		return // an untimed success: it was counted in Begin
+		return // an untimed success: it was counted when it was routed
 	}
 	c.end(ctx, err)
 }

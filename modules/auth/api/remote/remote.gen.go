@@ -153,7 +153,10 @@ func NewAuthRouter(local, remote authapi.Auth, mod *route.Module) authapi.Auth {
 
 // GetUser routes Auth.GetUser.
 func (r *authRouter) GetUser(ctx context.Context, userID string) (result authapi.User, err error) {
-	c := r.methods[0].Begin(ctx, userID)
+	c := r.methods[0].Enter()
+	if c.Pending() {
+		c = c.Route(ctx, userID)
+	}
 	if c.Traced() {
 		ctx = c.StartSpan(ctx)
 	}
@@ -173,7 +176,10 @@ func (r *authRouter) shadowGetUser(ctx context.Context, c route.Call, result any
 
 // GrantPlan routes Auth.GrantPlan.
 func (r *authRouter) GrantPlan(ctx context.Context, userID string, plan string, grantID string) (err error) {
-	c := r.methods[1].Begin(ctx, userID)
+	c := r.methods[1].Enter()
+	if c.Pending() {
+		c = c.Route(ctx, userID)
+	}
 	if c.Traced() {
 		ctx = c.StartSpan(ctx)
 	}
@@ -184,7 +190,10 @@ func (r *authRouter) GrantPlan(ctx context.Context, userID string, plan string, 
 
 // VerifyToken routes Auth.VerifyToken.
 func (r *authRouter) VerifyToken(ctx context.Context, token string) (result authapi.Identity, err error) {
-	c := r.methods[2].Begin(ctx, token)
+	c := r.methods[2].Enter()
+	if c.Pending() {
+		c = c.Route(ctx, token)
+	}
 	if c.Traced() {
 		ctx = c.StartSpan(ctx)
 	}

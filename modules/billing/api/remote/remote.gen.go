@@ -103,7 +103,10 @@ func NewBillingRouter(local, remote billingapi.Billing, mod *route.Module) billi
 
 // GetInvoice routes Billing.GetInvoice.
 func (r *billingRouter) GetInvoice(ctx context.Context, userID string, invoiceID string) (result billingapi.Invoice, err error) {
-	c := r.methods[0].Begin(ctx, userID)
+	c := r.methods[0].Enter()
+	if c.Pending() {
+		c = c.Route(ctx, userID)
+	}
 	if c.Traced() {
 		ctx = c.StartSpan(ctx)
 	}

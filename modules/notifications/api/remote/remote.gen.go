@@ -103,7 +103,10 @@ func NewNotificationsRouter(local, remote notificationsapi.Notifications, mod *r
 
 // List routes Notifications.List.
 func (r *notificationsRouter) List(ctx context.Context, userID string, limit int) (result []notificationsapi.Notification, err error) {
-	c := r.methods[0].Begin(ctx, userID)
+	c := r.methods[0].Enter()
+	if c.Pending() {
+		c = c.Route(ctx, userID)
+	}
 	if c.Traced() {
 		ctx = c.StartSpan(ctx)
 	}

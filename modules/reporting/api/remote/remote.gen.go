@@ -103,7 +103,10 @@ func NewReportsRouter(local, remote reportingapi.Reports, mod *route.Module) rep
 
 // Summary routes Reports.Summary.
 func (r *reportsRouter) Summary(ctx context.Context, from string, to string) (result reportingapi.Summary, err error) {
-	c := r.methods[0].Begin(ctx, "")
+	c := r.methods[0].Enter()
+	if c.Pending() {
+		c = c.Route(ctx, "")
+	}
 	if c.Traced() {
 		ctx = c.StartSpan(ctx)
 	}

@@ -233,7 +233,10 @@ func NewShopRouter(local, remote shopapi.Shop, mod *route.Module) shopapi.Shop {
 
 // Cancel routes Shop.Cancel.
 func (r *shopRouter) Cancel(ctx context.Context, orderID string, reason string) (err error) {
-	c := r.methods[0].Begin(ctx, "")
+	c := r.methods[0].Enter()
+	if c.Pending() {
+		c = c.Route(ctx, "")
+	}
 	if c.Traced() {
 		ctx = c.StartSpan(ctx)
 	}
@@ -244,7 +247,10 @@ func (r *shopRouter) Cancel(ctx context.Context, orderID string, reason string) 
 
 // GetOrder routes Shop.GetOrder.
 func (r *shopRouter) GetOrder(ctx context.Context, orderID string) (result shopapi.Order, err error) {
-	c := r.methods[1].Begin(ctx, "")
+	c := r.methods[1].Enter()
+	if c.Pending() {
+		c = c.Route(ctx, "")
+	}
 	if c.Traced() {
 		ctx = c.StartSpan(ctx)
 	}
@@ -255,7 +261,10 @@ func (r *shopRouter) GetOrder(ctx context.Context, orderID string) (result shopa
 
 // ListOrders routes Shop.ListOrders.
 func (r *shopRouter) ListOrders(ctx context.Context, userID string, since time.Time, limit int) (result []shopapi.Order, err error) {
-	c := r.methods[2].Begin(ctx, userID)
+	c := r.methods[2].Enter()
+	if c.Pending() {
+		c = c.Route(ctx, userID)
+	}
 	if c.Traced() {
 		ctx = c.StartSpan(ctx)
 	}
@@ -275,7 +284,10 @@ func (r *shopRouter) shadowListOrders(ctx context.Context, c route.Call, result 
 
 // Ping routes Shop.Ping.
 func (r *shopRouter) Ping(ctx context.Context) (err error) {
-	c := r.methods[3].Begin(ctx, "")
+	c := r.methods[3].Enter()
+	if c.Pending() {
+		c = c.Route(ctx, "")
+	}
 	if c.Traced() {
 		ctx = c.StartSpan(ctx)
 	}
@@ -295,7 +307,10 @@ func (r *shopRouter) shadowPing(ctx context.Context, c route.Call, result any, e
 
 // PlaceOrder routes Shop.PlaceOrder.
 func (r *shopRouter) PlaceOrder(ctx context.Context, userID string, lines []shopapi.Line, note *string) (result *shopapi.Order, err error) {
-	c := r.methods[4].Begin(ctx, "")
+	c := r.methods[4].Enter()
+	if c.Pending() {
+		c = c.Route(ctx, "")
+	}
 	if c.Traced() {
 		ctx = c.StartSpan(ctx)
 	}
@@ -306,7 +321,10 @@ func (r *shopRouter) PlaceOrder(ctx context.Context, userID string, lines []shop
 
 // Tags routes Shop.Tags.
 func (r *shopRouter) Tags(ctx context.Context, errArg string, arg2 int, byKey map[string][]string) (result map[string]int64, err error) {
-	c := r.methods[5].Begin(ctx, "")
+	c := r.methods[5].Enter()
+	if c.Pending() {
+		c = c.Route(ctx, "")
+	}
 	if c.Traced() {
 		ctx = c.StartSpan(ctx)
 	}
