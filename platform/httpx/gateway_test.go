@@ -218,7 +218,15 @@ func lostInstance(t *testing.T, method string, header http.Header) (int, []byte,
 		}))
 		first.Close()
 	}()
-	req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+"/api/demo/things", strings.NewReader("{}"))
+	status, body := sendThing(t, srv.URL, method, header)
+	return status, body, int(served.Load())
+}
+
+// sendThing sends a request with method and header, and a body of "{}", to /api/demo/things at url and
+// returns its response's status and body.
+func sendThing(t *testing.T, url, method string, header http.Header) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url+"/api/demo/things", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +242,7 @@ func lostInstance(t *testing.T, method string, header http.Header) (int, []byte,
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, body, int(served.Load())
+	return resp.StatusCode, body
 }
 
 func TestGatewayResendsASafeRequestWhenItsInstanceDies(t *testing.T) {
@@ -267,7 +275,14 @@ func TestGatewayAnswersInstanceLostForAnUnsafeRequest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs a NATS server: skipped with -short")
 	}
-	status, body, served := lostInstance(t, http.MethodPost, nil)
+	assertInstanceLost(t, lostInstance)
+}
+
+// assertInstanceLost checks that an unsafe request whose instance lost (as lost runs it) is answered 503
+// http.module_instance_lost and not sent again.
+func assertInstanceLost(t *testing.T, lost func(*testing.T, string, http.Header) (int, []byte, int)) {
+	t.Helper()
+	status, body, served := lost(t, http.MethodPost, nil)
 	var p httpx.Problem
 	if err := json.Unmarshal(body, &p); err != nil || status != http.StatusServiceUnavailable {
 		t.Fatalf("response %d %s, want 503 problem+json", status, body)

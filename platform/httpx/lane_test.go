@@ -2,7 +2,6 @@ package httpx_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -102,23 +101,8 @@ func laneLost(t *testing.T, method string, header http.Header) (int, []byte, int
 		<-started
 		_ = lanes.Close() // the lane's sockets close, as a dead process's would
 	}()
-	req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+"/api/demo/things", strings.NewReader("{}"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, body, int(served.Load())
+	status, body := sendThing(t, srv.URL, method, header)
+	return status, body, int(served.Load())
 }
 
 // TestGatewayOnALaneResendsASafeRequestAtOnceWhenTheLaneBreaks: a safe request whose lane breaks is sent
@@ -143,14 +127,7 @@ func TestGatewayOnALaneAnswersInstanceLostForAnUnsafeRequest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs a NATS server: skipped with -short")
 	}
-	status, body, served := laneLost(t, http.MethodPost, nil)
-	var p httpx.Problem
-	if err := json.Unmarshal(body, &p); err != nil || status != http.StatusServiceUnavailable {
-		t.Fatalf("response %d %s, want 503 problem+json", status, body)
-	}
-	if p.Code != httpx.ErrModuleInstanceLost.Code || served != 0 {
-		t.Fatalf("code %q, survivor served %d times; want %q and no resend", p.Code, served, httpx.ErrModuleInstanceLost.Code)
-	}
+	assertInstanceLost(t, laneLost)
 }
 
 // TestGatewayFallsBackToNATSWithoutALane: a gateway with lanes whose module has no lane to it (its
