@@ -472,6 +472,11 @@ func ServeNATS(conn *nats.Conn, subject string, h http.Handler, timeout time.Dur
 		return nil, fmt.Errorf("httpx: serve %s on the bus: %w", subject, err)
 	}
 	s.sub = sub
+	// Once ServeNATS returns, the NATS server knows the subscription: the next forwarded request finds it.
+	if err := conn.FlushTimeout(rpc.RegisterTimeout); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("httpx: serve %s on the bus: register: %w", subject, err)
+	}
 	return s, nil
 }
 

@@ -64,12 +64,6 @@ func listenLanes(srv *server, module string, endpoints map[string]endpoint, cfg 
 			_ = srv.conn.Publish(m.Reply, ls.announce)
 		}
 	})
-	if err == nil {
-		// Once Serve returns, the NATS server knows the subscription: a caller asking next finds this instance.
-		if err = srv.conn.FlushTimeout(helloTimeout); err != nil {
-			_ = ls.discovery.Unsubscribe()
-		}
-	}
 	if err != nil {
 		_ = listener.Close()
 		return nil, fmt.Errorf("lanes: announce: %w", err)

@@ -143,8 +143,16 @@ func Serve(conn *nats.Conn, s Service, opts ...ServeOption) (micro.Service, erro
 			return nil, fmt.Errorf("rpc: serve %s: %w", s.Module, err)
 		}
 	}
+	// Once Serve returns, the NATS server knows every subscription: a caller asking next finds this instance.
+	if err := conn.FlushTimeout(RegisterTimeout); err != nil {
+		_ = srv.Stop()
+		return nil, fmt.Errorf("rpc: serve %s: register on the bus: %w", s.Module, err)
+	}
 	return srv, nil
 }
+
+// RegisterTimeout bounds how long a server waits for the NATS server to confirm its subscriptions.
+const RegisterTimeout = 5 * time.Second
 
 // endpoint is one served method as lanes dispatch it.
 type endpoint struct {
