@@ -35,6 +35,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +58,9 @@ type Options struct {
 	// Ephemeral trades durability for speed (fsync, synchronous_commit and full_page_writes off) and ties
 	// the server's life to this process; for throwaway test clusters.
 	Ephemeral bool
+	// Preload names shared libraries the server loads at start (shared_preload_libraries), such as
+	// "pg_stat_statements"; one the installation lacks is left out (Server.Preloaded says which were kept).
+	Preload []string
 	// Logger receives lifecycle messages; nil discards them.
 	Logger *slog.Logger
 }
@@ -68,6 +72,7 @@ type Server struct {
 	password                      string
 	acct                          account
 	logger                        *slog.Logger
+	preload                       []string
 
 	mu      sync.Mutex
 	stopped bool
@@ -139,6 +144,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		logPath: filepath.Join(dir, logFile),
 		acct:    acct,
 		logger:  logger.With(slog.String("component", "pgserver")),
+		preload: installedLibraries(binDir, o.Preload),
 	}
 	if s.port, err = s.resolvePort(o.Port); err != nil {
 		return nil, err
@@ -320,6 +326,9 @@ func (s *Server) writeConf(ephemeral bool) error {
 	fmt.Fprintf(&b, "port = %d\n", s.port)
 	fmt.Fprintf(&b, "unix_socket_directories = '%s'\n", socketDir)
 	b.WriteString("unix_socket_permissions = 0700\n")
+	if len(s.preload) > 0 {
+		fmt.Fprintf(&b, "shared_preload_libraries = '%s'\n", strings.Join(s.preload, ","))
+	}
 	if ephemeral {
 		b.WriteString("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
 	}
@@ -328,6 +337,24 @@ func (s *Server) writeConf(ephemeral bool) error {
 		return fmt.Errorf("pgserver: write %s: %w", confFile, err)
 	}
 	return s.acct.own(path)
+}
+
+// Preloaded are the libraries of Options.Preload the server was configured to load.
+func (s *Server) Preloaded() []string { return slices.Clone(s.preload) }
+
+// installedLibraries keeps the names whose shared library is in the library directory beside binDir (the
+// layout of Debian's and of a source installation: <prefix>/bin and <prefix>/lib).
+func installedLibraries(binDir string, names []string) []string {
+	var kept []string
+	for _, name := range names {
+		if strings.ContainsAny(name, "/',\\ ") {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(binDir), "lib", name+".so")); err == nil {
+			kept = append(kept, name)
+		}
+	}
+	return kept
 }
 
 // start starts the server, or adopts one already running on this directory with the same port and mode.

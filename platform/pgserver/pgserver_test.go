@@ -232,6 +232,25 @@ func TestEphemeral(t *testing.T) {
 	}
 }
 
+func TestPreloadKeepsInstalledLibrariesOnly(t *testing.T) {
+	realServer(t)
+	ctx := testContext(t)
+	s := start(t, Options{Dir: clusterDir(t), Ephemeral: true, Preload: []string{"pg_stat_statements", "no_such_library"}})
+	want := ""
+	if _, err := os.Stat(filepath.Join(filepath.Dir(s.binDir), "lib", "pg_stat_statements.so")); err == nil {
+		want = "pg_stat_statements"
+	}
+	if got := strings.Join(s.Preloaded(), ","); got != want {
+		t.Errorf("Preloaded() = %q, want %q", got, want)
+	}
+	conn := connect(t, s, "seam")
+	defer func() { _ = conn.Close(ctx) }()
+	var loaded string
+	if err := conn.QueryRow(ctx, "SHOW shared_preload_libraries").Scan(&loaded); err != nil || loaded != want {
+		t.Errorf("shared_preload_libraries = %q, %v; want %q", loaded, err, want)
+	}
+}
+
 func TestLongPathServesOverTCPOnly(t *testing.T) {
 	realServer(t)
 	ctx := testContext(t)

@@ -29,6 +29,8 @@ type Postgres struct {
 	srv   *pgserver.Server
 	admin *pgxpool.Pool
 	dir   string
+	// statements is whether the server counts statements (pg_stat_statements).
+	statements bool
 	// Version is the server's version string.
 	Version string
 }
@@ -41,7 +43,7 @@ const pgTimeout = 2 * time.Minute
 func StartPostgres(ctx context.Context, dir string) (*Postgres, error) {
 	ctx, cancel := context.WithTimeout(ctx, pgTimeout)
 	defer cancel()
-	srv, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Preload: []string{statementsExtension}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: start PostgreSQL: %w", err)
 	}
@@ -57,7 +59,70 @@ func StartPostgres(ctx context.Context, dir string) (*Postgres, error) {
 	if short, _, ok := strings.Cut(p.Version, " on "); ok {
 		p.Version = short
 	}
+	if slices.Contains(srv.Preloaded(), statementsExtension) {
+		var loaded string
+		// A server a killed run left running may have been started without the library: count only if loaded.
+		if err := p.admin.QueryRow(ctx, "SHOW shared_preload_libraries").Scan(&loaded); err == nil &&
+			slices.Contains(strings.Split(loaded, ","), statementsExtension) {
+			if _, err := p.admin.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS "+statementsExtension); err != nil {
+				_ = p.Stop()
+				return nil, fmt.Errorf("cluster: %s: %w", statementsExtension, err)
+			}
+			p.statements = true
+		}
+	}
 	return p, nil
+}
+
+// statementsExtension is the extension that counts each statement's executions, pg_stat_statements.
+const statementsExtension = "pg_stat_statements"
+
+// Statement is one statement's executions in one database since the last ResetStatements, as
+// pg_stat_statements counts them (statements differing only in their constants are one).
+type Statement struct {
+	// Query is its text, constants replaced by $n.
+	Query string
+	// Calls is how many times it ran; Exec is the time spent executing it, in all.
+	Calls int64
+	Exec  time.Duration
+}
+
+// CountsStatements reports whether the server counts statements (pg_stat_statements is installed).
+func (p *Postgres) CountsStatements() bool { return p.statements }
+
+// ResetStatements forgets every statement counted so far, in every database.
+func (p *Postgres) ResetStatements(ctx context.Context) error {
+	if !p.statements {
+		return nil
+	}
+	if _, err := p.admin.Exec(ctx, "SELECT pg_stat_statements_reset()"); err != nil {
+		return fmt.Errorf("cluster: reset statements: %w", err)
+	}
+	return nil
+}
+
+// Statements lists database db's statements since the last ResetStatements; nil when the server does not
+// count statements.
+func (p *Postgres) Statements(ctx context.Context, db string) ([]Statement, error) {
+	if !p.statements {
+		return nil, nil
+	}
+	rows, err := p.admin.Query(ctx, `SELECT s.query, s.calls, s.total_exec_time
+FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1`, db)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: statements of %s: %w", db, err)
+	}
+	stmts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Statement, error) {
+		var st Statement
+		var ms float64
+		err := row.Scan(&st.Query, &st.Calls, &ms)
+		st.Exec = time.Duration(ms * float64(time.Millisecond))
+		return st, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: statements of %s: %w", db, err)
+	}
+	return stmts, nil
 }
 
 // Stop stops the server.

@@ -54,6 +54,9 @@ const (
 	Bare      = "bare chi+pgx"
 )
 
+// bareDatabase is the bare handler's database.
+const bareDatabase = "bench_bare"
+
 // Bench is the running benchmark: the deployments under load.
 type Bench struct {
 	opts         Options
@@ -74,7 +77,7 @@ func Start(ctx context.Context, o Options) (_ *Bench, err error) {
 			b.Close()
 		}
 	}()
-	bareURL, err := o.Postgres.CreateDatabase(ctx, "bench_bare")
+	bareURL, err := o.Postgres.CreateDatabase(ctx, bareDatabase)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +97,7 @@ func Start(ctx context.Context, o Options) (_ *Bench, err error) {
 		return nil, err
 	}
 	bare := &Target{Name: Bare, Client: cluster.NewClient(b.bare.Addr, 2*o.Workers), Readers: readers, Payers: payers,
-		PIDs: func() []int { return []int{b.bare.Pid()} }, Names: []string{"bare"}}
+		PIDs: func() []int { return []int{b.bare.Pid()} }, Names: []string{"bare"}, Database: bareDatabase}
 	for _, d := range []struct {
 		name, db, prefix string
 		remote           bool
@@ -118,7 +121,7 @@ func Start(ctx context.Context, o Options) (_ *Bench, err error) {
 			return nil, err
 		}
 		b.targets = append(b.targets, &Target{Name: d.name, Client: cluster.NewClient(dep.Gateway.BaseURL, 2*o.Workers),
-			Readers: readers, Payers: payers, PIDs: dep.PIDs, Names: dep.Names(), DatabaseURL: url})
+			Readers: readers, Payers: payers, PIDs: dep.PIDs, Names: dep.Names(), DatabaseURL: url, Database: d.db})
 	}
 	b.targets = append(b.targets, bare)
 	return b, nil
@@ -193,6 +196,9 @@ type Capacity struct {
 	ServerCPU, DatabaseCPU, ClientCPU time.Duration
 	// PerProcess is each of the deployment's processes' CPU time per request (or flow), in Target.Names' order.
 	PerProcess []time.Duration
+	// Statements is PostgreSQL's execution time per request (or flow) in the deployment's database, counting
+	// the events the run left to settle; nil when the server does not count statements.
+	Statements *Statements
 	// FirstError is the first failure, if any.
 	FirstError error
 }
@@ -358,13 +364,17 @@ func (b *Bench) capacity(ctx context.Context, t *Target, s Scenario) (Capacity, 
 	}
 	db := proc.NewCPUMeter(b.opts.Postgres.PIDs())
 	client := prof.ProcessCPU()
+	if err := b.opts.Postgres.ResetStatements(ctx); err != nil {
+		return Capacity{}, err
+	}
 	lat, err := t.ClosedLoop(ctx, s, b.opts.Workers, b.opts.Warmup, b.opts.Capacity)
 	if err != nil {
 		return Capacity{}, err
 	}
 	c := Capacity{Rate: lat.Rate(), Errors: lat.Errors, P99: lat.P(0.99), FirstError: lat.FirstError}
 	// The CPU is counted over the warm-up too: divide by the requests of the whole run, at the measured rate.
-	if n := lat.Rate() * (b.opts.Warmup + b.opts.Capacity).Seconds(); n > 0 {
+	n := lat.Rate() * (b.opts.Warmup + b.opts.Capacity).Seconds()
+	if n > 0 {
 		c.ServerCPU = time.Duration(float64(server.Used()) / n)
 		c.DatabaseCPU = time.Duration(float64(db.Used()) / n)
 		c.ClientCPU = time.Duration(float64(prof.ProcessCPU()-client) / n)
@@ -372,11 +382,23 @@ func (b *Bench) capacity(ctx context.Context, t *Target, s Scenario) (Capacity, 
 			c.PerProcess = append(c.PerProcess, time.Duration(float64(m.Used())/n))
 		}
 	}
-	return c, b.settle(ctx, t)
+	if err := b.settle(ctx, t); err != nil {
+		return c, err
+	}
+	stmts, err := b.opts.Postgres.Statements(ctx, t.Database)
+	c.Statements = statementsPer(stmts, n)
+	return c, err
 }
 
 // settleTimeout bounds the wait for a deployment's background work.
 const settleTimeout = 2 * time.Minute
+
+// settleQuery counts a deployment's unsent events and the events its inboxes hold.
+const settleQuery = `SELECT
+  (SELECT count(*) FROM auth.outbox WHERE sent_at IS NULL) + (SELECT count(*) FROM billing.outbox WHERE sent_at IS NULL) +
+  (SELECT count(*) FROM notifications.outbox WHERE sent_at IS NULL) + (SELECT count(*) FROM reporting.outbox WHERE sent_at IS NULL),
+  (SELECT count(*) FROM auth.inbox) + (SELECT count(*) FROM billing.inbox) +
+  (SELECT count(*) FROM notifications.inbox) + (SELECT count(*) FROM reporting.inbox)`
 
 // settle waits until the events a run caused have been relayed and consumed, so that the next run does not
 // pay for them: every outbox sent, and the inboxes no longer growing.
@@ -389,17 +411,12 @@ func (b *Bench) settle(ctx context.Context, t *Target) error {
 		return fmt.Errorf("httpbench: settle: %w", err)
 	}
 	defer pool.Close()
-	const query = `SELECT
-  (SELECT count(*) FROM auth.outbox WHERE sent_at IS NULL) + (SELECT count(*) FROM billing.outbox WHERE sent_at IS NULL) +
-  (SELECT count(*) FROM notifications.outbox WHERE sent_at IS NULL) + (SELECT count(*) FROM reporting.outbox WHERE sent_at IS NULL),
-  (SELECT count(*) FROM auth.inbox) + (SELECT count(*) FROM billing.inbox) +
-  (SELECT count(*) FROM notifications.inbox) + (SELECT count(*) FROM reporting.inbox)`
 	deadline := time.Now().Add(settleTimeout)
 	var last int64 = -1
 	stable := 0
 	for time.Now().Before(deadline) {
 		var unsent, handled int64
-		if err := pool.QueryRow(ctx, query).Scan(&unsent, &handled); err != nil {
+		if err := pool.QueryRow(ctx, settleQuery).Scan(&unsent, &handled); err != nil {
 			return fmt.Errorf("httpbench: settle %s: %w", t.Name, err)
 		}
 		if unsent == 0 && handled == last {

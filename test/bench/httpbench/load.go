@@ -53,6 +53,8 @@ type Target struct {
 	// DatabaseURL is its database, watched for background work (events) to settle after a run; empty when
 	// nothing runs in the background.
 	DatabaseURL string
+	// Database names its database, whose statements are counted.
+	Database string
 }
 
 // flowPath is the pseudo path vegeta's pay targets carry; flowTransport turns each into a pay flow.

@@ -110,6 +110,9 @@ func (f Figures) Section() report.Section {
 		}
 		sec.Tables = append(sec.Tables, t)
 	}
+	if t := f.statementsTable(Pay); t != nil {
+		sec.Tables = append(sec.Tables, *t)
+	}
 	for _, s := range Scenarios {
 		sec.Tables = append(sec.Tables, f.profileTables(s)...)
 	}
@@ -129,8 +132,8 @@ func (f Figures) Section() report.Section {
 			"(notifications, reporting) apply them, each recording the event in its inbox and doing its own work (a " +
 			"notification rendered, stored and sent; the read model updated), the events waiting together in one transaction; " +
 			"the bare handler writes the same outbox rows, but nothing relays or consumes them, so the consumers' SQL, which is " +
-			"the application's work rather than the framework's, is missing from its side of the comparison. " +
-			f.profileSummary(Pay)
+			"the application's work rather than the framework's, is missing from its side of the comparison." +
+			f.statementsSummary(Pay) + " " + f.profileSummary(Pay)
 	}
 	if !splitTarget.Met {
 		splitTarget.Limits = cpuLimits(meds[AllRemote][Pay], meds[Monolith][Pay], "the monolith", "flow") + f.perProcess(AllRemote, Pay) +
@@ -164,7 +167,9 @@ func (f Figures) Section() report.Section {
 			"three deployments in that scenario, the same rate for all three. A pay flow counts as one: create, then pay. After "+
 			"every run the suite waits until the deployment's outboxes are sent and its inboxes stop growing, so no run pays for "+
 			"the previous one's events. CPU per request is each group of processes' CPU time (from /proc) over the run divided by "+
-			"the requests it served; the profiles come from extra runs: the monolith's from the same modules run by `app.Run` in a "+
+			"the requests it served, and PostgreSQL's execution time per request is what pg_stat_statements (preloaded in the "+
+			"suite's server when installed, at the same cost to every deployment) counted in the deployment's database over the "+
+			"run and the wait for its events; the profiles come from extra runs: the monolith's from the same modules run by `app.Run` in a "+
 			"child that profiles itself, on the monolith's database.", f.Opts.Workers, f.Opts.Capacity, f.Opts.Warmup,
 			f.Opts.Workers, runtime.NumCPU(),
 			f.Opts.Latency, 100*f.Opts.LatencyShare),
