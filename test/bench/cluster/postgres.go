@@ -87,9 +87,6 @@ type Statement struct {
 	Exec  time.Duration
 }
 
-// CountsStatements reports whether the server counts statements (pg_stat_statements is installed).
-func (p *Postgres) CountsStatements() bool { return p.statements }
-
 // ResetStatements forgets every statement counted so far, in every database.
 func (p *Postgres) ResetStatements(ctx context.Context) error {
 	if !p.statements {

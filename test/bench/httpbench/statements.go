@@ -32,7 +32,7 @@ var shareLabels = [shareCount]string{
 	RequestPath:        "request path (billing's and auth's SQL, the outbox INSERT)",
 	ConsumersWork:      "consumers' work (notifications' and reporting's SQL)",
 	SeamEvents:         "Seam's relay, inbox and polls",
-	TransactionControl: "BEGIN, COMMIT, savepoints",
+	TransactionControl: "transaction control (BEGIN, COMMIT)",
 }
 
 // seamMarkers are what Seam's own statements name: its inbox and outbox tables (an outbox INSERT aside),
