@@ -372,16 +372,17 @@ func (b *Bus) startServer(ctx context.Context, decls []Declaration, creds map[st
 	if err != nil {
 		return nil, fmt.Errorf("bus: embedded server: %w", err)
 	}
-	srv.SetLoggerV2(serverLogger{b.logger.With(slog.String("component", "nats-server"))}, false, false, false)
+	fatal := make(chan string, 1)
+	srv.SetLoggerV2(serverLogger{b.logger.With(slog.String("component", "nats-server")), fatal}, false, false, false)
 	go srv.Start()
 	wait := 10 * time.Second
 	if deadline, ok := ctx.Deadline(); ok {
 		wait = time.Until(deadline)
 	}
-	if !srv.ReadyForConnections(wait) {
+	if err := awaitServer(srv, wait, fatal); err != nil {
 		srv.Shutdown()
 		srv.WaitForShutdown()
-		return nil, fmt.Errorf("bus: embedded server on %s:%d not ready within %s (see the log)", b.cfg.Host, b.cfg.Port, wait)
+		return nil, fmt.Errorf("bus: embedded server on %s:%d: %w", b.cfg.Host, b.cfg.Port, err)
 	}
 	b.logger.Info("embedded NATS server running", slog.String("url", srv.ClientURL()),
 		slog.String("store_dir", b.cfg.StoreDir), slog.Bool("sync_always", b.cfg.SyncAlways), slog.Int("users", len(users)))
@@ -662,12 +663,48 @@ func (c *client) drain(ctx context.Context) error {
 	}
 }
 
-// serverLogger passes the embedded server's log lines to slog.
-type serverLogger struct{ logger *slog.Logger }
+// awaitServer waits up to wait for srv to accept connections, and gives up at once when it reports a fatal
+// error on fatal (a port already in use, say), which it does not recover from.
+func awaitServer(srv *server.Server, wait time.Duration, fatal <-chan string) error {
+	deadline := time.Now().Add(wait)
+	for {
+		select {
+		case msg := <-fatal:
+			return fmt.Errorf("%w: %s", ErrServerFailed, msg)
+		default:
+		}
+		if srv.ReadyForConnections(min(serverPoll, max(time.Until(deadline), 0))) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: not ready within %s (see the log)", ErrServerFailed, wait)
+		}
+	}
+}
+
+// serverPoll is how long awaitServer waits for readiness between looks for a fatal error.
+const serverPoll = 50 * time.Millisecond
+
+// ErrServerFailed means the embedded NATS server did not start.
+var ErrServerFailed = errors.New("did not start")
+
+// serverLogger passes the embedded server's log lines to slog, and its fatal errors to fatal as well (when
+// nothing is waiting there yet: the first one is kept).
+type serverLogger struct {
+	logger *slog.Logger
+	fatal  chan<- string
+}
 
 func (l serverLogger) Noticef(format string, v ...any) { l.logger.Debug(fmt.Sprintf(format, v...)) }
 func (l serverLogger) Warnf(format string, v ...any)   { l.logger.Warn(fmt.Sprintf(format, v...)) }
-func (l serverLogger) Fatalf(format string, v ...any)  { l.logger.Error(fmt.Sprintf(format, v...)) }
-func (l serverLogger) Errorf(format string, v ...any)  { l.logger.Error(fmt.Sprintf(format, v...)) }
-func (l serverLogger) Debugf(format string, v ...any)  { l.logger.Debug(fmt.Sprintf(format, v...)) }
-func (l serverLogger) Tracef(format string, v ...any)  { l.logger.Debug(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.logger.Error(msg)
+	select {
+	case l.fatal <- msg:
+	default:
+	}
+}
+func (l serverLogger) Errorf(format string, v ...any) { l.logger.Error(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Debugf(format string, v ...any) { l.logger.Debug(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Tracef(format string, v ...any) { l.logger.Debug(fmt.Sprintf(format, v...)) }

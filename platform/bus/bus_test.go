@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -189,6 +190,34 @@ func TestEmbeddedStoreSurvivesRestart(t *testing.T) {
 	}
 	if info.State.Msgs != 1 {
 		t.Fatalf("after restart the stream holds %d messages, want 1", info.State.Msgs)
+	}
+}
+
+func TestEmbeddedServerOnATakenPortFailsAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = taken.Close() }()
+	var cfg bus.Config
+	cfg.SetDefaults()
+	cfg.Host = "127.0.0.1"
+	cfg.Port = taken.Addr().(*net.TCPAddr).Port
+	cfg.StoreDir = t.TempDir()
+	cfg.CredentialsSecret = testSecret
+	// A deadline far away: failing within it is not enough, the start must fail on the server's own error.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+	b, err := bus.Start(ctx, cfg, testLogger(t))
+	if err == nil {
+		_ = b.Close(context.Background())
+		t.Fatal("started an embedded server on a port in use")
+	}
+	if !errors.Is(err, bus.ErrServerFailed) || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("error = %v, want ErrServerFailed naming the port in use", err)
 	}
 }
 
