@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/seamkit/seam/test/ports"
 )
 
 // RepoRoot returns the repository root (the directory holding go.mod) above the working directory.
@@ -75,6 +77,17 @@ func Cleanup() {
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
 	}
+}
+
+// FreePort reserves a loopback TCP port for the rest of the test (see ports.Reserve) and returns it.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	port, release, err := ports.Reserve()
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	t.Cleanup(release)
+	return port
 }
 
 // DataDir makes a data directory that the postgres OS user can reach (the local database runs as that user

@@ -2,14 +2,14 @@ package proc
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/seamkit/seam/test/ports"
 )
 
 // Process is a running binary that serves HTTP and answers GET /readyz when it is ready, such as a Seam
@@ -125,16 +125,11 @@ func (p *Process) Kill() {
 	_ = p.log.Close()
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort reserves a loopback TCP port until this process exits (see ports.Reserve) and returns it.
 func FreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, _, err := ports.Reserve()
 	if err != nil {
 		return 0, fmt.Errorf("proc: free port: %w", err)
 	}
-	defer func() { _ = ln.Close() }()
-	addr, ok := ln.Addr().(*net.TCPAddr)
-	if !ok {
-		return 0, errors.New("proc: free port: not a TCP address")
-	}
-	return addr.Port, nil
+	return port, nil
 }

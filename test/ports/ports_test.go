@@ -1,4 +1,4 @@
-package harness
+package ports
 
 import (
 	"fmt"
@@ -9,11 +9,15 @@ import (
 	"testing"
 )
 
-func TestFreePortReservesABindablePortOutsideTheEphemeralRange(t *testing.T) {
+func TestReserveGivesABindablePortOutsideTheEphemeralRange(t *testing.T) {
 	lo, hi := portRange()
 	seen := map[int]bool{}
 	for range 20 {
-		port := FreePort(t)
+		port, release, err := Reserve()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(release)
 		if port < lo || port >= hi {
 			t.Fatalf("port %d outside [%d, %d)", port, lo, hi)
 		}
@@ -29,6 +33,14 @@ func TestFreePortReservesABindablePortOutsideTheEphemeralRange(t *testing.T) {
 			t.Fatalf("port %d is not free: %v", port, err)
 		}
 		_ = ln.Close()
+	}
+	port, release, err := Reserve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if _, err := os.Stat(filepath.Join(os.TempDir(), "seam-test-ports", strconv.Itoa(port))); !os.IsNotExist(err) {
+		t.Errorf("port %d's lock outlived its release: %v", port, err)
 	}
 }
 

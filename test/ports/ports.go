@@ -1,4 +1,6 @@
-package harness
+// Package ports hands out loopback TCP ports to the processes tests and benchmarks start, so that processes
+// of one machine never pick the same port at the same time.
+package ports
 
 import (
 	"errors"
@@ -11,22 +13,21 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 )
 
-// portSpan is how many ports below the kernel's ephemeral range FreePort chooses from.
+// portSpan is how many ports below the kernel's ephemeral range Reserve chooses from.
 const portSpan = 12000
 
-// FreePort reserves a loopback TCP port for the rest of the test and returns it. The port is free now and
-// stays out of other hands until the process the test gives it to binds it: it lies below the kernel's
-// ephemeral range, so no outgoing connection is given it meanwhile, and a lock file under the system's
-// temporary directory keeps other test processes of the same machine from choosing it too.
-func FreePort(t testing.TB) int {
-	t.Helper()
+// Reserve reserves a loopback TCP port and returns it, with the function that gives it back. The port is
+// free now and stays out of other hands until the process it is given to binds it: it lies below the
+// kernel's ephemeral range, so no outgoing connection is given it meanwhile, and a lock file under the
+// system's temporary directory, holding this process's pid, keeps other processes from reserving it too
+// (until released, or this process has gone).
+func Reserve() (port int, release func(), err error) {
 	lo, hi := portRange()
 	dir := filepath.Join(os.TempDir(), "seam-test-ports")
 	if err := os.MkdirAll(dir, 0o777); err != nil {
-		t.Fatalf("harness: port locks: %v", err)
+		return 0, nil, fmt.Errorf("ports: locks: %w", err)
 	}
 	for range 1000 {
 		port := lo + rand.IntN(hi-lo)
@@ -37,14 +38,15 @@ func FreePort(t testing.TB) int {
 			continue
 		}
 		if err != nil {
-			t.Fatalf("harness: port lock: %v", err)
+			return 0, nil, fmt.Errorf("ports: lock: %w", err)
 		}
 		_, err = f.WriteString(strconv.Itoa(os.Getpid()))
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			t.Fatalf("harness: port lock: %v", err)
+			_ = os.Remove(lock)
+			return 0, nil, fmt.Errorf("ports: lock: %w", err)
 		}
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
@@ -52,11 +54,9 @@ func FreePort(t testing.TB) int {
 			continue
 		}
 		_ = ln.Close()
-		t.Cleanup(func() { _ = os.Remove(lock) })
-		return port
+		return port, func() { _ = os.Remove(lock) }, nil
 	}
-	t.Fatalf("harness: no free port in [%d, %d)", lo, hi)
-	return 0
+	return 0, nil, fmt.Errorf("ports: no free port in [%d, %d)", lo, hi)
 }
 
 // removeStale removes the port lock at path if the process that wrote it has gone (a test run that was
