@@ -63,6 +63,8 @@ type Options struct {
 	Preload []string
 	// Logger receives lifecycle messages; nil discards them.
 	Logger *slog.Logger
+	// freePort picks a free port; nil uses freePort (tests hand out a taken one).
+	freePort func() (int, error)
 }
 
 // Server is a running local cluster; Stop it when done.
@@ -73,6 +75,7 @@ type Server struct {
 	acct                          account
 	logger                        *slog.Logger
 	preload                       []string
+	freePort                      func() (int, error)
 
 	mu      sync.Mutex
 	stopped bool
@@ -138,15 +141,20 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		dir:     dir,
-		dataDir: filepath.Join(dir, "data"),
-		binDir:  binDir,
-		logPath: filepath.Join(dir, logFile),
-		acct:    acct,
-		logger:  logger.With(slog.String("component", "pgserver")),
-		preload: installedLibraries(binDir, o.Preload),
+		dir:      dir,
+		dataDir:  filepath.Join(dir, "data"),
+		binDir:   binDir,
+		logPath:  filepath.Join(dir, logFile),
+		acct:     acct,
+		logger:   logger.With(slog.String("component", "pgserver")),
+		preload:  installedLibraries(binDir, o.Preload),
+		freePort: o.freePort,
 	}
-	if s.port, err = s.resolvePort(o.Port); err != nil {
+	if s.freePort == nil {
+		s.freePort = freePort
+	}
+	picked := false
+	if s.port, picked, err = s.resolvePort(o.Port); err != nil {
 		return nil, err
 	}
 	if s.password, err = s.ensurePassword(); err != nil {
@@ -155,8 +163,19 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err := s.ensureCluster(ctx, o.Ephemeral); err != nil {
 		return nil, err
 	}
-	if err := s.start(ctx, o.Ephemeral); err != nil {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		err := s.start(ctx, o.Ephemeral)
+		if err == nil {
+			break
+		}
+		// A port picked here was free when picked, but another process may have bound it since.
+		if !picked || attempt == pickAttempts || !portTaken(err) {
+			return nil, err
+		}
+		s.logger.Info("the port picked was taken before the server bound it; picking another", slog.Int("port", s.port))
+		if s.port, err = s.pickPort(); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.ensureDatabase(ctx, defaultDatabase); err != nil {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
@@ -205,35 +224,59 @@ func (s *Server) Stop(ctx context.Context) error {
 	return nil
 }
 
-// resolvePort returns want when set, else the port kept in the directory, else a free loopback port; the
-// result is kept for later runs.
-func (s *Server) resolvePort(want int) (int, error) {
+// resolvePort returns want when set, else the port kept in the directory, else a free loopback port it
+// picks (picked); the result is kept for later runs.
+func (s *Server) resolvePort(want int) (port int, picked bool, err error) {
 	path := filepath.Join(s.dir, portFile)
 	kept := 0
 	if b, err := os.ReadFile(path); err == nil {
 		kept, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return 0, fmt.Errorf("pgserver: read port: %w", err)
+		return 0, false, fmt.Errorf("pgserver: read port: %w", err)
 	}
-	port := want
+	port = want
 	if port == 0 {
 		port = kept
 	}
 	if port <= 0 || port > 65535 {
-		free, err := freePort()
-		if err != nil {
-			return 0, err
-		}
-		port = free
+		port, err = s.pickPort()
+		return port, true, err
 	}
 	if port != kept {
-		if err := os.WriteFile(path, []byte(strconv.Itoa(port)+"\n"), 0o644); err != nil {
-			return 0, fmt.Errorf("pgserver: keep port: %w", err)
+		if err := s.keepPort(port); err != nil {
+			return 0, false, err
 		}
 	}
-	return port, nil
+	return port, false, nil
 }
 
+// pickAttempts bounds how many ports Start picks when the one it picked is taken before the server binds it.
+const pickAttempts = 3
+
+// pickPort picks a free port and keeps it in the directory.
+func (s *Server) pickPort() (int, error) {
+	port, err := s.freePort()
+	if err != nil {
+		return 0, err
+	}
+	return port, s.keepPort(port)
+}
+
+// keepPort records port in the directory, for the next starts.
+func (s *Server) keepPort(port int) error {
+	if err := os.WriteFile(filepath.Join(s.dir, portFile), []byte(strconv.Itoa(port)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("pgserver: keep port: %w", err)
+	}
+	return nil
+}
+
+// portTaken reports whether a start failed because the server could not bind its port (as its log says).
+func portTaken(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "could not bind") || strings.Contains(msg, "already in use")
+}
+
+// freePort returns a loopback port that is free now.
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

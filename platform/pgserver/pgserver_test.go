@@ -279,6 +279,30 @@ func TestStartFailsWhenPortTaken(t *testing.T) {
 	}
 }
 
+func TestStartPicksAnotherPortWhenThePickedOneIsTaken(t *testing.T) {
+	realServer(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := l.Addr().(*net.TCPAddr).Port
+	picks := 0
+	pick := func() (int, error) {
+		picks++
+		if picks == 1 {
+			return taken, nil // free when picked, bound by someone else before the server starts
+		}
+		return freePort()
+	}
+	s := start(t, Options{Dir: clusterDir(t), Ephemeral: true, freePort: pick})
+	if s.Port() == taken || picks != 2 {
+		t.Fatalf("port %d after %d picks; want another port than the taken %d, on the second pick", s.Port(), picks, taken)
+	}
+	conn := connect(t, s, "seam")
+	_ = conn.Close(testContext(t))
+}
+
 func TestMissingBinaries(t *testing.T) {
 	_, err := Start(context.Background(), Options{Dir: filepath.Join(t.TempDir(), "c"), BinDir: t.TempDir()})
 	if !errors.Is(err, ErrNoServerBinaries) {
