@@ -262,15 +262,21 @@ func TestLongPathServesOverTCPOnly(t *testing.T) {
 	}
 }
 
-func TestStartFailsWhenPortTaken(t *testing.T) {
-	realServer(t)
+// takenPort returns a loopback port this test holds bound until it ends.
+func takenPort(t *testing.T) int {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	port := l.Addr().(*net.TCPAddr).Port
-	_, err = Start(testContext(t), Options{Dir: clusterDir(t), Port: port, Ephemeral: true})
+	t.Cleanup(func() { _ = l.Close() })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestStartFailsWhenPortTaken(t *testing.T) {
+	realServer(t)
+	port := takenPort(t)
+	_, err := Start(testContext(t), Options{Dir: clusterDir(t), Port: port, Ephemeral: true})
 	if err == nil {
 		t.Fatal("Start on a taken port succeeded")
 	}
@@ -281,12 +287,7 @@ func TestStartFailsWhenPortTaken(t *testing.T) {
 
 func TestStartPicksAnotherPortWhenThePickedOneIsTaken(t *testing.T) {
 	realServer(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	taken := l.Addr().(*net.TCPAddr).Port
+	taken := takenPort(t)
 	picks := 0
 	pick := func() (int, error) {
 		picks++
