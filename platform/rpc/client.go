@@ -134,18 +134,36 @@ type call struct {
 	headersComplete bool
 }
 
+// notRunTries bounds how many times one attempt is sent again after an instance that is stopping did not run
+// it (on a lane, then over NATS).
+const notRunTries = 3
+
 // once makes one attempt: on a lane when there is one (and the request fits in a frame), else over NATS.
+// An instance that is stopping answers that it did not run the call, which is then sent to another.
 func (c *call) once(ctx context.Context, resp any) error {
 	if c.lanes != nil && c.module != "" && len(c.data) < maxFrame/2 {
-		if l := c.lanes.pick(c.conn, c.module); l != nil {
+		for range notRunTries {
+			l := c.lanes.pick(c.conn, c.module)
+			if l == nil {
+				break
+			}
 			err := c.overLane(ctx, l, resp)
 			if !errors.Is(err, errLaneGone) {
 				return err
 			}
 		}
 	}
-	return c.overNATS(ctx, resp)
+	var err error
+	for range notRunTries {
+		if err = c.overNATS(ctx, resp); !errors.Is(err, errNotRun) {
+			return err
+		}
+	}
+	return err
 }
+
+// errNotRun means an instance that is stopping answered a call over NATS without running it.
+var errNotRun = errors.New("rpc: the instance is stopping and did not run the call")
 
 // overLane sends the call on l; errLaneGone means it did not run there.
 func (c *call) overLane(ctx context.Context, l *clientLane, resp any) error {
@@ -196,7 +214,11 @@ func (c *call) overNATS(ctx context.Context, resp any) error {
 		return transportError(ctx, c.subject, err)
 	}
 	if reply.Header.Get(micro.ErrorCodeHeader) != "" {
-		return fmt.Errorf("rpc: %s: %w", c.subject, decodeError(c.subject, c.msg.Header.Get(HeaderRequestID), reply.Data))
+		err := decodeError(c.subject, c.msg.Header.Get(HeaderRequestID), reply.Data)
+		if reply.Header.Get(HeaderNotRun) != "" {
+			return fmt.Errorf("rpc: %s: %w: %w", c.subject, errNotRun, err)
+		}
+		return fmt.Errorf("rpc: %s: %w", c.subject, err)
 	}
 	return decodeResult(c.subject, reply.Data, resp)
 }

@@ -89,7 +89,9 @@ const (
 	// frameRejected answers a call the server did not run because it is stopping: it is safe to send again,
 	// elsewhere.
 	frameRejected
-	// frameGoAway tells the caller the server is stopping: send no more calls on this lane.
+	// frameGoAway from the server tells the caller it is stopping: send no more calls on this lane. The
+	// caller sends it back once every call it sent on the lane is written, so the server knows it has read
+	// them all (and answered each, or rejected it) before it closes the lane.
 	frameGoAway
 )
 

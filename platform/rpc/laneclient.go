@@ -330,6 +330,8 @@ type clientLane struct {
 	nextID uint64
 	// gone means the lane takes no new calls: its server is stopping, or it broke.
 	gone bool
+	// sending counts the calls taken before the lane was gone whose frame is still being written.
+	sending sync.WaitGroup
 }
 
 // laneCall is one call waiting for its answer; done receives once the answer (or the lane's loss) is in.
@@ -359,6 +361,7 @@ func (l *clientLane) call(ctx context.Context, method string, h laneHeaders, bod
 	id := l.nextID
 	l.calls[id] = c
 	among := len(l.calls) > 1
+	l.sending.Add(1)
 	l.mu.Unlock()
 	send := l.w.send
 	if among {
@@ -368,6 +371,7 @@ func (l *clientLane) call(ctx context.Context, method string, h laneHeaders, bod
 		// The reader ends on the closed connection and answers every call in flight as lost.
 		_ = l.conn.Close()
 	}
+	l.sending.Done()
 	select {
 	case <-c.done:
 		typ, payload := c.typ, c.payload
@@ -429,7 +433,9 @@ func (l *clientLane) readOne() bool {
 		l.gone = true
 		l.mu.Unlock()
 		l.m.retire(l)
-		return true
+		// Sent back once the calls taken before are written: the server then knows it has read them all.
+		l.sending.Wait()
+		return l.w.send(func(b []byte) []byte { return appendFrame(b, frameGoAway, 0, nil) }) == nil
 	default:
 		return false
 	}

@@ -29,9 +29,10 @@ type laneServer struct {
 	token     []byte
 	discovery *nats.Subscription
 
-	mu     sync.Mutex
-	lanes  map[*serverLane]struct{}
-	closed bool
+	mu    sync.Mutex
+	lanes map[*serverLane]struct{}
+	// goingAway is set once goAway has told the lanes to send no more calls; closed once close has begun.
+	goingAway, closed bool
 	// readers counts the accept loop and every lane's reader, so close returns once they are gone.
 	readers sync.WaitGroup
 }
@@ -98,7 +99,7 @@ func (ls *laneServer) open(conn net.Conn) {
 	}
 	_ = conn.SetReadDeadline(time.Time{})
 	l := &serverLane{ls: ls, conn: conn, w: newFrameWriter(conn), r: r, readTurn: make(chan struct{}),
-		done: make(chan struct{}), calls: map[uint64]context.CancelCauseFunc{}}
+		done: make(chan struct{}), drained: make(chan struct{}), calls: map[uint64]context.CancelCauseFunc{}}
 	ls.mu.Lock()
 	if ls.closed {
 		ls.mu.Unlock()
@@ -106,8 +107,14 @@ func (ls *laneServer) open(conn net.Conn) {
 		return
 	}
 	ls.lanes[l] = struct{}{}
+	goingAway := ls.goingAway
 	ls.mu.Unlock()
 	if l.w.send(func(b []byte) []byte { return appendFrame(b, frameWelcome, 0, nil) }) != nil {
+		l.finish()
+		return
+	}
+	// A lane accepted while the server began stopping missed the go-away sent to the others.
+	if goingAway && l.w.send(func(b []byte) []byte { return appendFrame(b, frameGoAway, 0, nil) }) != nil {
 		l.finish()
 		return
 	}
@@ -168,24 +175,49 @@ func (ls *laneServer) goAway() {
 	}
 	_ = ls.listener.Close()
 	ls.mu.Lock()
-	lanes := make([]*serverLane, 0, len(ls.lanes))
-	for l := range ls.lanes {
-		lanes = append(lanes, l)
-	}
+	ls.goingAway = true
+	lanes := ls.lanesNow()
 	ls.mu.Unlock()
 	for _, l := range lanes {
 		_ = l.w.send(func(b []byte) []byte { return appendFrame(b, frameGoAway, 0, nil) })
 	}
 }
 
-// close closes every lane (once the calls in flight are answered) and waits for their readers.
+// lanesNow lists the open lanes; ls.mu is held.
+func (ls *laneServer) lanesNow() []*serverLane {
+	lanes := make([]*serverLane, 0, len(ls.lanes))
+	for l := range ls.lanes {
+		lanes = append(lanes, l)
+	}
+	return lanes
+}
+
+// drainWait bounds how long close waits for the callers to send the go-away back (a caller that never
+// does, or is gone, holds the stop up no longer).
+const drainWait = 2 * time.Second
+
+// close closes every lane, once the calls in flight are answered (its caller waits for them) and the lane's
+// caller has sent the go-away back or drainWait has passed, and waits for their readers. Calls that reach
+// the server meanwhile are rejected (the server is stopped), so the caller sends them elsewhere.
 func (ls *laneServer) close() {
 	ls.mu.Lock()
 	ls.closed = true
-	for l := range ls.lanes {
+	lanes := ls.lanesNow()
+	ls.mu.Unlock()
+	deadline := time.NewTimer(drainWait)
+	defer deadline.Stop()
+wait:
+	for _, l := range lanes {
+		select {
+		case <-l.drained:
+		case <-l.done:
+		case <-deadline.C:
+			break wait
+		}
+	}
+	for _, l := range lanes {
 		_ = l.conn.Close()
 	}
-	ls.mu.Unlock()
 	ls.readers.Wait()
 }
 
@@ -206,10 +238,14 @@ type serverLane struct {
 	readTurn chan struct{}
 	// done is closed when the lane is finished, so idle goroutines exit.
 	done chan struct{}
+	// drained is closed when the caller sends the go-away back: every call it sent has been read.
+	drained chan struct{}
 
 	mu sync.Mutex
 	// calls holds the cancel function of every call in flight, by call id.
 	calls map[uint64]context.CancelCauseFunc
+	// wasDrained is whether drained is closed.
+	wasDrained bool
 }
 
 // lazyHandOver is how long a call alone on its lane may keep the lane's reading before it is handed over.
@@ -276,6 +312,13 @@ func (l *serverLane) read(handOver *time.Timer) bool {
 			if cancel != nil {
 				cancel(ErrCallerCanceled)
 			}
+		case frameGoAway:
+			l.mu.Lock()
+			if !l.wasDrained {
+				l.wasDrained = true
+				close(l.drained)
+			}
+			l.mu.Unlock()
 		default:
 			l.finish()
 			return false

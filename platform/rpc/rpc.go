@@ -31,6 +31,10 @@ const (
 	HeaderCallID = "Seam-Call-Id"
 )
 
+// HeaderNotRun marks the answer over NATS of an instance that is stopping and did not run the call: the
+// caller may send it again, to another instance, whatever its method.
+const HeaderNotRun = "Seam-Not-Run"
+
 // cancelMethod is the pseudo-method whose subject, seam.rpc.<module>._cancel, carries the call id of a call
 // its caller gave up on to every instance of the module (Go method names cannot start with "_").
 const cancelMethod = "_cancel"

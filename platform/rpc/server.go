@@ -243,7 +243,9 @@ func (s *server) handler(subject string, h Handler) micro.Handler {
 	return micro.HandlerFunc(func(req micro.Request) {
 		if !s.begin() {
 			w, _ := encodeError(ErrUnavailable)
-			s.respondError(req, w)
+			h := errorHeader(w)
+			h.Set(HeaderNotRun, "1")
+			s.reply(req, req.Subject(), &nats.Msg{Header: h, Data: w.encode()})
 			return
 		}
 		s.slots <- struct{}{}
@@ -331,10 +333,15 @@ func (s *server) call(ctx context.Context, subject string, h Handler, body []byt
 
 // respondError answers a NATS request with w, the error's kind and code in the micro error headers.
 func (s *server) respondError(req micro.Request, w wireError) {
+	s.reply(req, req.Subject(), &nats.Msg{Header: errorHeader(w), Data: w.encode()})
+}
+
+// errorHeader is the header of an answer that carries the failure w, as micro's error headers.
+func errorHeader(w wireError) nats.Header {
 	h := nats.Header{}
 	h.Set(micro.ErrorCodeHeader, w.Kind)
 	h.Set(micro.ErrorHeader, w.Code)
-	s.reply(req, req.Subject(), &nats.Msg{Header: h, Data: w.encode()})
+	return h
 }
 
 // reply publishes the answer to the request's reply subject directly rather than through micro.Request,
