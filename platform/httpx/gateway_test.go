@@ -312,6 +312,10 @@ func TestGatewayResendsARequestNoInstanceAccepted(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// The subscription is on another connection than the gateway's: known to the NATS server once flushed.
+	if err := frozen.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	resp, err := http.Post(srv.URL+"/api/demo/things", "application/json", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)

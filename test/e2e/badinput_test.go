@@ -162,10 +162,12 @@ func TestBadInput(t *testing.T) {
 	}
 	cases = append(cases, everyEndpoint(alice, aliceInv.ID, tokens, big)...)
 
-	// The setup's own effects settle first (paid-once's notification and report increment), so that what the
-	// bad requests could change is measured against a still picture.
-	harness.Wait(t, eventDeadline, "the setup's payment in the report", func(context.Context) (bool, error) {
-		return totalFor(a.summary(adminToken).Revenue, "EUR").Payments == 1 && len(a.notifications(alice.Token)) > 0, nil
+	// The setup's own effects settle first, so that what the bad requests could change is measured against a
+	// still picture: the payment in the report, and all of alice's notifications (her welcome, her two
+	// invoices' and the payment's), which come on their own consumers.
+	const setupNotifications = 4
+	harness.Wait(t, eventDeadline, "the setup's payment in the report and its notifications", func(context.Context) (bool, error) {
+		return totalFor(a.summary(adminToken).Revenue, "EUR").Payments == 1 && len(a.notifications(alice.Token)) == setupNotifications, nil
 	})
 	notesBefore, reportBefore := a.notifications(alice.Token), a.summary(adminToken)
 	checkProblems(t, a, cases)
